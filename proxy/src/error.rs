@@ -1,0 +1,1 @@
+//! Errors that become HTTP responses — all of them, in this one module.

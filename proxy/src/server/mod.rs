@@ -1,0 +1,1 @@
+//! Listeners, connection limits, graceful shutdown and the admin endpoint.

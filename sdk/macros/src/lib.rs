@@ -1,0 +1,1 @@
+//! The `#[weir_sdk::filter]` attribute.

@@ -1,0 +1,1 @@
+//! Test support: small builders for upstream servers, the proxy and clients.
