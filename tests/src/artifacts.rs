@@ -1,0 +1,1 @@
+//! Paths of the Wasm components built by `build.rs` (filled in by the SDK work).
