@@ -289,6 +289,8 @@ impl From<UpstreamError> for ProxyError {
             UpstreamErrorKind::Connect => ErrorKind::UpstreamConnect,
             UpstreamErrorKind::ConnectTimeout => ErrorKind::UpstreamConnectTimeout,
             UpstreamErrorKind::Protocol => ErrorKind::UpstreamProtocol,
+            // Only `Upstreams::new` reports this; a request never should.
+            UpstreamErrorKind::InvalidConfig => ErrorKind::Internal,
         };
         let retryable = err.retryable();
         Self::new(kind).with_retryable(retryable).with_cause(err)

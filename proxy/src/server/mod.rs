@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     /// The live config generation; each request loads it once.
     pub(crate) runtime: ArcSwap<Runtime>,
     phase: watch::Sender<Phase>,
+    /// Proxy listeners still accepting.
+    open_listeners: watch::Sender<usize>,
 }
 
 impl Shared {
@@ -111,6 +113,7 @@ pub async fn start(runtime: Runtime) -> Result<ServerHandle, ServerError> {
     let shared = Arc::new(Shared {
         runtime: ArcSwap::from_pointee(runtime),
         phase: controller.phase_sender(),
+        open_listeners: watch::Sender::new(listeners.len()),
     });
     let settings = Arc::new(ConnSettings::new(&config.limits));
     let mut listen_addrs = Vec::with_capacity(listeners.len());
@@ -196,6 +199,14 @@ impl ServerHandle {
         });
     }
 
+    /// Wait until every proxy listener has closed its socket (after a
+    /// shutdown was started): from then on new connections are refused.
+    pub async fn listeners_closed(&self) {
+        let mut open = self.shared.open_listeners.subscribe();
+        // The sender lives in `shared`, which `self` keeps alive.
+        let _ = open.wait_for(|open| *open == 0).await;
+    }
+
     /// Wait until the server has stopped (after a shutdown was started).
     pub async fn wait(&self) -> ShutdownOutcome {
         let mut finished = self.finished.clone();
@@ -260,7 +271,10 @@ async fn accept_loop(
             guard.clone(),
         ));
     }
-    tracing::debug!(address = ?listener.local_addr().ok(), "listener closed");
+    let address = listener.local_addr().ok();
+    drop(listener);
+    shared.open_listeners.send_modify(|open| *open -= 1);
+    tracing::debug!(?address, "listener closed");
 }
 
 /// After a failed accept: log, and back off briefly when out of file
