@@ -5,11 +5,13 @@
 //! - [`proxy`]: the proxy in-process, from YAML with `{{placeholders}}`.
 //! - [`client`]: HTTP/1.1 and h2c clients, streamed bodies, raw sockets.
 //! - [`grpc`], [`websocket`]: peers for those protocols.
+//! - [`pattern`]: checkable data for large streamed bodies.
 //! - [`weir_bin`]: the real `weir` binary for CLI tests.
 
 pub mod artifacts;
 pub mod client;
 pub mod grpc;
+pub mod pattern;
 pub mod proxy;
 pub mod server;
 pub mod websocket;
