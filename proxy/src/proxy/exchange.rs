@@ -10,7 +10,9 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
 use super::headers::strip_hop_by_hop;
-use super::tracked_body::{Completion, CountingBody, ResponseBody};
+use super::tracked_body::{
+    Completion, CountingBody, HookErrorCapture, HookErrorSlot, ResponseBody,
+};
 use super::{Downstream, Runtime, upgrade};
 use crate::body::{self, ProxyBody};
 use crate::error::{ErrorKind, ProxyError};
@@ -28,6 +30,8 @@ pub(super) struct Exchange<'rt> {
     /// Set once a hook failed: response hooks are not run again.
     hooks_failed: bool,
     request_bytes: Arc<AtomicU64>,
+    /// A hook failure seen in the request body stream.
+    request_body_error: HookErrorSlot,
     upstream_cluster: Option<String>,
     answered_by_upstream: bool,
     in_flight: InFlight,
@@ -48,6 +52,7 @@ impl<'rt> Exchange<'rt> {
             hooks: None,
             hooks_failed: false,
             request_bytes: Arc::new(AtomicU64::new(0)),
+            request_body_error: HookErrorSlot::default(),
             upstream_cluster: None,
             answered_by_upstream: false,
             in_flight,
@@ -144,7 +149,22 @@ impl<'rt> Exchange<'rt> {
         let request = Request::from_parts(head, body);
         let response = match send(&self.runtime.upstreams, &cluster, request, timeout).await {
             Ok(response) => response,
-            Err(err) => return self.response_phase(err.into_response()).await,
+            Err(err) => {
+                let taken = self
+                    .request_body_error
+                    .lock()
+                    .ok()
+                    .and_then(|mut slot| slot.take());
+                let err = match taken {
+                    // A filter stopped the body: that is what the client hears about.
+                    Some(kind) => {
+                        self.hooks_failed = true;
+                        ProxyError::new(kind).with_cause(err)
+                    }
+                    None => err,
+                };
+                return self.response_phase(err.into_response()).await;
+            }
         };
         self.answered_by_upstream = true;
 
@@ -176,7 +196,11 @@ impl<'rt> Exchange<'rt> {
     fn request_body(&mut self, body: Incoming) -> ProxyBody {
         let counted = body::boxed(CountingBody::new(body, Arc::clone(&self.request_bytes)));
         match self.hooks.as_mut() {
-            Some(hooks) => hooks.request_body(counted),
+            Some(hooks) => {
+                let wrapped = hooks.request_body(counted);
+                let slot = Arc::clone(&self.request_body_error);
+                body::boxed(HookErrorCapture::new(wrapped, slot))
+            }
             None => counted,
         }
     }

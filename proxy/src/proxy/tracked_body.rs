@@ -10,6 +10,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::body::{BoxError, ProxyBody};
+use crate::error::{ErrorKind, ProxyError};
 use crate::phases::{ExchangeCtx, ExchangeHooks, ExchangeSummary};
 use crate::server::InFlight;
 
@@ -43,6 +44,62 @@ impl<B: Body<Data = Bytes>> Body for CountingBody<B> {
             && let Some(data) = frame.data_ref()
         {
             this.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Where [`HookErrorCapture`] leaves the first hook failure it saw.
+pub type HookErrorSlot = Arc<std::sync::Mutex<Option<ErrorKind>>>;
+
+pin_project! {
+    /// Watches a hook-wrapped request body for a [`HookError`] (a filter
+    /// refusing the body mid-stream) and records it, so the pipeline can
+    /// answer for the filter (413, 503) rather than for the upstream send it
+    /// broke. The error itself still ends the stream.
+    pub struct HookErrorCapture<B> {
+        #[pin]
+        inner: B,
+        slot: HookErrorSlot,
+    }
+}
+
+impl<B> HookErrorCapture<B> {
+    /// Watch `inner`, recording into `slot`.
+    pub fn new(inner: B, slot: HookErrorSlot) -> Self {
+        Self { inner, slot }
+    }
+}
+
+impl<B> Body for HookErrorCapture<B>
+where
+    B: Body<Data = Bytes, Error = BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Err(err))) = &polled
+            && let Some(hook) = ProxyError::find_hook_error(err.as_ref())
+        {
+            let mut slot = this
+                .slot
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            slot.get_or_insert_with(|| ErrorKind::from(hook));
         }
         polled
     }
