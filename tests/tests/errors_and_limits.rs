@@ -4,7 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use http::Request;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use weir_proxy::body;
 use weir_tests::client::{self, raw, raw_status};
@@ -234,4 +235,92 @@ virtual_hosts:
 
     let unknown = client.get(&format!("http://{admin}/nope")).await;
     assert_eq!(unknown.status, 404);
+}
+
+/// Read from `stream` until the peer closes it; returns what arrived.
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    // Guards against a hang; the close itself is what the test waits for.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut out),
+    )
+    .await
+    .expect("the proxy never closed the connection")
+    .ok();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let upstream = upstream().await;
+    let proxy = proxy::new()
+        .upstream("app", &upstream)
+        .config(format!("limits:\n  idle_timeout: 100ms\n{FORWARD}"))
+        .run()
+        .await;
+    // A connection that never says anything (not even which protocol)...
+    let mut silent = TcpStream::connect(proxy.addr).await.unwrap();
+    assert_eq!(read_until_closed(&mut silent).await, "");
+    // ...and one that goes quiet after a complete exchange.
+    let mut quiet = TcpStream::connect(proxy.addr).await.unwrap();
+    quiet
+        .write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let answered = read_until_closed(&mut quiet).await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+}
+
+#[tokio::test]
+async fn slow_request_heads_are_cut_off() {
+    let upstream = upstream().await;
+    let proxy = proxy::new()
+        .upstream("app", &upstream)
+        .config(format!("limits:\n  header_read_timeout: 100ms\n{FORWARD}"))
+        .run()
+        .await;
+    let mut slow = TcpStream::connect(proxy.addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut slow).await;
+    assert!(!answer.contains("200"), "{answer}");
+    assert_eq!(upstream.requests(), 0);
+}
+
+#[tokio::test]
+async fn expect_continue_is_answered_by_the_proxy() {
+    let upstream = server::http1()
+        .fallback(|req| async move {
+            let expect = req.headers().get("expect").is_some();
+            let body = http_body_util::BodyExt::collect(req.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            server::text(
+                200,
+                &format!("expect={expect} body={}", String::from_utf8_lossy(&body)),
+            )
+        })
+        .run()
+        .await;
+    let proxy = proxy::new()
+        .upstream("app", &upstream)
+        .config(FORWARD)
+        .run()
+        .await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"POST /up HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 5\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // The client holds the body until it hears 100 Continue.
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).await.unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(b"hello").await.unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("expect=false body=hello"), "{answer}");
 }

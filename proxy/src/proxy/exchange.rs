@@ -30,8 +30,8 @@ pub(super) struct Exchange<'rt> {
     /// Set once a hook failed: response hooks are not run again.
     hooks_failed: bool,
     request_bytes: Arc<AtomicU64>,
-    /// A hook failure seen in the request body stream.
-    request_body_error: HookErrorSlot,
+    /// A hook failure seen in the request body stream (only with hooks).
+    request_body_error: Option<HookErrorSlot>,
     upstream_cluster: Option<String>,
     answered_by_upstream: bool,
     in_flight: InFlight,
@@ -52,7 +52,7 @@ impl<'rt> Exchange<'rt> {
             hooks: None,
             hooks_failed: false,
             request_bytes: Arc::new(AtomicU64::new(0)),
-            request_body_error: HookErrorSlot::default(),
+            request_body_error: None,
             upstream_cluster: None,
             answered_by_upstream: false,
             in_flight,
@@ -152,9 +152,8 @@ impl<'rt> Exchange<'rt> {
             Err(err) => {
                 let taken = self
                     .request_body_error
-                    .lock()
-                    .ok()
-                    .and_then(|mut slot| slot.take());
+                    .as_ref()
+                    .and_then(|slot| slot.lock().ok().and_then(|mut kind| kind.take()));
                 let err = match taken {
                     // A filter stopped the body: that is what the client hears about.
                     Some(kind) => {
@@ -198,7 +197,8 @@ impl<'rt> Exchange<'rt> {
         match self.hooks.as_mut() {
             Some(hooks) => {
                 let wrapped = hooks.request_body(counted);
-                let slot = Arc::clone(&self.request_body_error);
+                let slot = HookErrorSlot::default();
+                self.request_body_error = Some(Arc::clone(&slot));
                 body::boxed(HookErrorCapture::new(wrapped, slot))
             }
             None => counted,

@@ -1,10 +1,10 @@
 //! Checks on the request head before anything else looks at it. The rule:
 //! never forward a request that another parser could read differently.
 
-use http::Version;
 use http::header::{self, HeaderMap};
 use http::request::Parts;
 use http::uri::Authority;
+use http::{Method, Version};
 
 use crate::config::LimitsConfig;
 use crate::error::{ErrorKind, ProxyError};
@@ -24,6 +24,10 @@ pub fn validate_request(
     }
     if parts.headers.len() > limits.max_request_headers {
         return Err(ProxyError::new(ErrorKind::TooManyHeaders));
+    }
+    if parts.method == Method::CONNECT {
+        // Weir is a reverse proxy: it does not open tunnels to arbitrary hosts.
+        return Err(ProxyError::bad_request("CONNECT is not supported"));
     }
     validate_host(parts)
 }
@@ -147,5 +151,18 @@ mod tests {
         };
         let err = validate_request(&p, false, &limits).unwrap_err();
         assert_eq!(err.status(), 431);
+    }
+
+    #[test]
+    fn rejects_connect() {
+        let p = Request::builder()
+            .method("CONNECT")
+            .uri("a.com:443")
+            .header("host", "a.com:443");
+        let p = p.body(()).unwrap().into_parts().0;
+        assert_eq!(
+            check(&p).unwrap_err(),
+            "bad request: CONNECT is not supported"
+        );
     }
 }
