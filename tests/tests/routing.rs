@@ -39,12 +39,20 @@ virtual_hosts:
         direct_response: { status: 200, body: api-prefix }
 "#;
 
+/// (method, path, Host, extra header, expected body or status)
+type Case = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<(&'static str, &'static str)>,
+    &'static str,
+);
+
 #[tokio::test]
 async fn route_matching_table() {
     let proxy = proxy::new().config(ROUTE_TABLE).run().await;
     let client = client::http1();
-    // (method, path, host, extra header, expected body or status)
-    let table: &[(&str, &str, Option<&str>, Option<(&str, &str)>, &str)] = &[
+    let table: &[Case] = &[
         ("GET", "/exact", None, None, "exact"),
         ("GET", "/exact/more", None, None, "404"),
         ("GET", "/users/42", None, None, "user-by-id"),

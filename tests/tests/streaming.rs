@@ -36,11 +36,11 @@ virtual_hosts:
     )
 }
 
+/// A one-shot sender that a `Fn` handler can take and fire once.
+type SharedSender = Arc<Mutex<Option<oneshot::Sender<()>>>>;
+
 /// A one-shot signal that can be fired from inside a `Fn` handler.
-fn signal() -> (
-    Arc<Mutex<Option<oneshot::Sender<()>>>>,
-    oneshot::Receiver<()>,
-) {
+fn signal() -> (SharedSender, oneshot::Receiver<()>) {
     let (tx, rx) = oneshot::channel();
     (Arc::new(Mutex::new(Some(tx))), rx)
 }

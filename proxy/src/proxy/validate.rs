@@ -37,12 +37,10 @@ fn validate_host(parts: &Parts) -> Result<(), ProxyError> {
     let host = single_host(&parts.headers)?;
     let target = parts.uri.authority();
     match (host, target) {
-        (Some(host), Some(target)) => {
-            if !host.as_str().eq_ignore_ascii_case(target.as_str()) {
-                return Err(ProxyError::bad_request(
-                    "Host does not match the request target",
-                ));
-            }
+        (Some(host), Some(target)) if !host.as_str().eq_ignore_ascii_case(target.as_str()) => {
+            return Err(ProxyError::bad_request(
+                "Host does not match the request target",
+            ));
         }
         (None, None) if parts.version == Version::HTTP_11 => {
             return Err(ProxyError::bad_request("missing Host header"));
