@@ -299,3 +299,12 @@ fn thousand_routes() {
         );
     }
 }
+
+/// The router is built once and shared by every connection task.
+#[test]
+fn router_is_thread_safe() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Router>();
+    send_sync::<MatchedRoute<'static>>();
+    send_sync::<RoutingError>();
+}
