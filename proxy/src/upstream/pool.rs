@@ -172,3 +172,98 @@ impl Pool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::upstream::connect;
+
+    /// An open HTTP/1 connection ready for a request (the listener's backlog
+    /// accepts it; no request is sent).
+    async fn ready_sender(listener: &TcpListener) -> http1::SendRequest<ProxyBody> {
+        let addr = listener.local_addr().unwrap();
+        let mut sender = connect::http1(addr, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        sender.ready().await.expect("ready");
+        sender
+    }
+
+    #[tokio::test]
+    async fn keeps_at_most_max_idle_and_hands_out_the_newest() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = Pool::new(PoolSettings {
+            max_idle: 2,
+            idle_timeout: Duration::from_secs(3600),
+        });
+        for _ in 0..3 {
+            pool.put_h1(ready_sender(&listener).await);
+        }
+        assert_eq!(pool.idle_count(), 2);
+        assert!(pool.take_h1().is_some());
+        assert!(pool.take_h1().is_some());
+        assert!(pool.take_h1().is_none());
+    }
+
+    #[tokio::test]
+    async fn expired_connections_are_dropped() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // A zero timeout: every idle connection is already expired.
+        let pool = Pool::new(PoolSettings {
+            max_idle: 4,
+            idle_timeout: Duration::ZERO,
+        });
+        pool.put_h1(ready_sender(&listener).await);
+        pool.put_h1(ready_sender(&listener).await);
+        assert_eq!(pool.idle_count(), 2);
+        assert!(pool.take_h1().is_none());
+        assert_eq!(pool.idle_count(), 0);
+        pool.put_h1(ready_sender(&listener).await);
+        pool.sweep(0);
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn closed_connections_are_skipped() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = Pool::new(PoolSettings {
+            max_idle: 4,
+            idle_timeout: Duration::from_secs(3600),
+        });
+        pool.put_h1(ready_sender(&listener).await);
+        // Accept the connection and close it from the server side.
+        let (server_side, _) = listener.accept().await.unwrap();
+        drop(server_side);
+        // hyper notices the EOF in its connection task; yield until it has.
+        let mut yields = 0;
+        while pool.idle().iter().any(|conn| !conn.sender.is_closed()) {
+            assert!(yields < 100_000, "hyper never noticed the close");
+            yields += 1;
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pool.idle_count(), 1);
+        assert!(pool.take_h1().is_none());
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[test]
+    fn disabled_when_nothing_may_idle() {
+        assert!(PoolSettings::default().enabled());
+        assert!(
+            !PoolSettings {
+                max_idle: 0,
+                idle_timeout: Duration::from_secs(1)
+            }
+            .enabled()
+        );
+        assert!(
+            !PoolSettings {
+                max_idle: 1,
+                idle_timeout: Duration::ZERO
+            }
+            .enabled()
+        );
+    }
+}

@@ -160,3 +160,43 @@ async fn background_tasks_stop_when_dropped() {
     })
     .await;
 }
+
+/// An upstream that answers one request per connection and then closes it
+/// without announcing `Connection: close`, as a server whose keep-alive
+/// timeout ran out does. The pooled connection is dead; the next request
+/// must still get through (on a new connection).
+#[tokio::test]
+async fn a_silently_closed_pooled_connection_is_not_an_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    let server = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
+            // Dropping the stream closes the connection.
+        }
+    });
+    let upstreams = upstreams(vec![cluster("flaky", &[addr.to_string()])]);
+    for _ in 0..3 {
+        let response = upstreams
+            .send("flaky", get("/", "h"))
+            .await
+            .expect("sent despite the dead pooled connection");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    server.abort();
+}
