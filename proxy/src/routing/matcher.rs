@@ -15,6 +15,8 @@ pub(crate) struct RouteMatcher {
     /// `match.prefix`: the path starts with this.
     pub(crate) prefix: Option<Box<str>>,
     regex: Option<regex::Regex>,
+    /// Literal text any path matching `regex` starts with (may be empty).
+    regex_prefix: Box<str>,
     methods: Vec<Method>,
     headers: Vec<HeaderCondition>,
     query: Vec<QueryCondition>,
@@ -91,10 +93,29 @@ impl RouteMatcher {
             path: config.path.as_deref().map(Into::into),
             prefix: config.prefix.as_deref().map(Into::into),
             regex,
+            regex_prefix: config
+                .regex
+                .as_deref()
+                .map(regex_literal_prefix)
+                .unwrap_or("")
+                .into(),
             methods,
             headers,
             query,
         })
+    }
+
+    /// A string every matching path starts with, for indexing: the longer
+    /// of `prefix` and the regex's literal prefix. `None` when there is none
+    /// (or an exact `path`, which is indexed by itself).
+    pub(crate) fn index_prefix(&self) -> Option<&str> {
+        let prefix = self.prefix.as_deref().unwrap_or("");
+        let longest = if self.regex_prefix.len() > prefix.len() {
+            &*self.regex_prefix
+        } else {
+            prefix
+        };
+        (!longest.is_empty()).then_some(longest)
     }
 
     /// Whether the request satisfies every condition.
@@ -130,6 +151,24 @@ impl RouteMatcher {
             return self.query.iter().all(|condition| condition.matches(raw));
         }
         true
+    }
+}
+
+/// The literal text every match of `pattern` (anchored at the start) must
+/// begin with: its leading plain characters, stopping at the first
+/// metacharacter, minus a last character made optional by `?`, `*` or `{`.
+/// Empty when unsure: any `|`, or a pattern starting with a group, class,
+/// escape or flag.
+pub(crate) fn regex_literal_prefix(pattern: &str) -> &str {
+    if pattern.contains('|') {
+        return "";
+    }
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/-_~%,;=@:!'&<>\"#".contains(c);
+    let end = pattern.find(|c: char| !plain(c)).unwrap_or(pattern.len());
+    let literal = &pattern[..end];
+    match pattern[end..].chars().next() {
+        Some('?' | '*' | '{') => &literal[..literal.len().saturating_sub(1)],
+        _ => literal,
     }
 }
 
@@ -227,6 +266,57 @@ impl QueryCondition {
             QueryCheck::Present(wanted) => values.next().is_some() == *wanted,
             QueryCheck::Exact(exact) => values.any(|v| *v == **exact),
             QueryCheck::Regex(regex) => values.any(|v| regex.is_match(&v)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_literal_prefixes_are_conservative() {
+        for (pattern, prefix) in [
+            ("/svc2/[a-z]+", "/svc2/"),
+            ("/users/[0-9]+", "/users/"),
+            ("/api/v1", "/api/v1"),
+            ("/ab?c", "/a"),
+            ("/ab*", "/a"),
+            ("/ab{2}", "/a"),
+            ("/ab+", "/ab"),
+            ("/a.b", "/a"),
+            ("/x|/y", ""),
+            ("/a/(b|c)", ""),
+            ("(?i)/api", ""),
+            ("[/]api", ""),
+            ("\\/api", ""),
+            (".*", ""),
+            ("", ""),
+        ] {
+            assert_eq!(regex_literal_prefix(pattern), prefix, "{pattern}");
+            // Sanity: every path the anchored regex matches starts with the prefix.
+            let regex = regex::Regex::new(&anchored(pattern)).unwrap();
+            for path in [
+                "/svc2/abc",
+                "/users/12",
+                "/api/v1",
+                "/ac",
+                "/abc",
+                "/a",
+                "/abb",
+                "/x",
+                "/a/b",
+                "/API",
+                "/aXb",
+                "/api",
+            ] {
+                if regex.is_match(path) {
+                    assert!(
+                        path.starts_with(regex_literal_prefix(pattern)),
+                        "{pattern} matched {path}"
+                    );
+                }
+            }
         }
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! Semantics are "first route in config order whose conditions all hold".
 //! The index only narrows the candidates: routes with an exact `path` are
-//! found by hash, routes with a `prefix` by walking a byte trie along the
-//! request path, and the remaining routes (regex or no path condition) are
-//! scanned. Each candidate list is in config order; the smallest matching
+//! found by hash, routes with a `prefix` (or a regex with a literal start,
+//! like `/users/[0-9]+`) by walking a byte trie along the request path, and
+//! the remaining routes (no path condition, or a regex without a literal
+//! start) are scanned. Each candidate list is in config order; the smallest matching
 //! position over all lists wins, and a list is abandoned as soon as its
 //! positions pass the best match so far. Matching has no side effects, so the
 //! result is exactly that of a linear scan.
@@ -28,7 +29,7 @@ impl RouteTable {
         let position = u32::try_from(self.matchers.len()).unwrap_or(u32::MAX);
         if let Some(path) = &matcher.path {
             self.exact.entry(path.clone()).or_default().push(position);
-        } else if let Some(prefix) = &matcher.prefix {
+        } else if let Some(prefix) = matcher.index_prefix() {
             self.prefixes.insert(prefix.as_bytes(), position);
         } else {
             self.rest.push(position);
@@ -175,7 +176,11 @@ mod tests {
             match rng.random_range(0..5) {
                 0 => config.path = Some(segments[rng.random_range(0..segments.len())].into()),
                 1 | 2 => config.prefix = Some(segments[rng.random_range(0..segments.len())].into()),
-                3 => config.regex = Some("/a/[a-z]+".into()),
+                3 => {
+                    config.regex = Some(
+                        ["/a/[a-z]+", "/a?b", "/(a|b)/c", "/a/b.*"][rng.random_range(0..4)].into(),
+                    )
+                }
                 _ => {}
             }
             if rng.random_bool(0.3) {
