@@ -61,7 +61,10 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { address: defaults::admin_address(), enabled: true }
+        Self {
+            address: defaults::admin_address(),
+            enabled: true,
+        }
     }
 }
 
@@ -470,60 +473,79 @@ pub enum UpstreamProtocol {
 pub mod defaults {
     use std::time::Duration;
 
+    /// Default for boolean switches that are on.
     pub fn yes() -> bool {
         true
     }
+    /// Default admin address.
     pub fn admin_address() -> String {
         "127.0.0.1:9901".to_string()
     }
+    /// Default `limits.header_read_timeout`.
     pub fn header_read_timeout() -> Duration {
         Duration::from_secs(30)
     }
+    /// Default `limits.max_request_header_bytes`.
     pub fn max_request_header_bytes() -> usize {
         60 * 1024
     }
+    /// Default `limits.max_request_headers`.
     pub fn max_request_headers() -> usize {
         100
     }
+    /// Default `limits.http2_max_concurrent_streams`.
     pub fn http2_max_concurrent_streams() -> u32 {
         100
     }
+    /// Default `limits.idle_timeout`.
     pub fn idle_timeout() -> Duration {
         Duration::from_secs(60)
     }
+    /// Default `limits.drain_timeout`.
     pub fn drain_timeout() -> Duration {
         Duration::from_secs(30)
     }
+    /// Default `limits.request_timeout`.
     pub fn request_timeout() -> Duration {
         Duration::from_secs(15)
     }
+    /// Default `wasm.max_instances_per_filter`.
     pub fn max_instances_per_filter() -> u32 {
         1024
     }
+    /// Default filter `config`: `{}`.
     pub fn empty_object() -> serde_json::Value {
         serde_json::Value::Object(Default::default())
     }
+    /// Default `limits.cpu_per_call` of a filter.
     pub fn cpu_per_call() -> Duration {
         Duration::from_millis(10)
     }
+    /// Default `limits.memory_mib` of a filter.
     pub fn memory_mib() -> u32 {
         32
     }
+    /// Default `limits.max_buffered_body` of a filter.
     pub fn max_buffered_body() -> u32 {
         1024 * 1024
     }
+    /// Default redirect status.
     pub fn redirect_status() -> u16 {
         301
     }
+    /// Default cluster `connect_timeout`.
     pub fn connect_timeout() -> Duration {
         Duration::from_secs(5)
     }
+    /// Default cluster `dns_refresh`.
     pub fn dns_refresh() -> Duration {
         Duration::from_secs(30)
     }
+    /// Default cluster `pool_idle_timeout`.
     pub fn pool_idle_timeout() -> Duration {
         Duration::from_secs(90)
     }
+    /// Default cluster `pool_max_idle_per_endpoint`.
     pub fn pool_max_idle() -> usize {
         128
     }
