@@ -61,7 +61,10 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { address: defaults::admin_address(), enabled: true }
+        Self {
+            address: defaults::admin_address(),
+            enabled: true,
+        }
     }
 }
 
