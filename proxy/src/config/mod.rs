@@ -12,6 +12,8 @@ pub mod types;
 mod validate;
 
 #[cfg(test)]
+mod docs_tests;
+#[cfg(test)]
 mod load_tests;
 
 use std::path::Path;
