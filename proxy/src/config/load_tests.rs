@@ -364,6 +364,22 @@ fn missing_module_files_name_the_resolved_path() {
 }
 
 #[test]
+fn a_bare_file_name_resolves_against_the_working_directory() {
+    let text = format!("{MINIMAL}filters: [{{name: f, module: weir-no-such-module.wasm}}]\n");
+    let issue = only_issue(yaml(&text));
+    let expected = std::env::current_dir()
+        .unwrap()
+        .join("weir-no-such-module.wasm");
+    assert_at(
+        &issue,
+        8,
+        21,
+        "filters[0].module",
+        &format!("module file not found: {}", expected.display()),
+    );
+}
+
+#[test]
 fn a_directory_is_not_a_module() {
     let dir = Dir::with_modules(&["filters/x.wasm"]);
     let text = format!("{MINIMAL}filters: [{{name: f, module: filters}}]\n");
