@@ -473,79 +473,79 @@ pub enum UpstreamProtocol {
 pub mod defaults {
     use std::time::Duration;
 
-    /// Default for boolean switches that are on.
+    /// `true`: for booleans that default to on.
     pub fn yes() -> bool {
         true
     }
-    /// Default admin address.
+    /// `127.0.0.1:9901`: the admin listener stays on loopback.
     pub fn admin_address() -> String {
         "127.0.0.1:9901".to_string()
     }
-    /// Default `limits.header_read_timeout`.
+    /// 30 seconds to send a complete request head.
     pub fn header_read_timeout() -> Duration {
         Duration::from_secs(30)
     }
-    /// Default `limits.max_request_header_bytes`.
+    /// 60 KiB of request head.
     pub fn max_request_header_bytes() -> usize {
         60 * 1024
     }
-    /// Default `limits.max_request_headers`.
+    /// 100 request header fields.
     pub fn max_request_headers() -> usize {
         100
     }
-    /// Default `limits.http2_max_concurrent_streams`.
+    /// 100 concurrent streams per HTTP/2 connection.
     pub fn http2_max_concurrent_streams() -> u32 {
         100
     }
-    /// Default `limits.idle_timeout`.
+    /// 60 seconds before an idle client connection is closed.
     pub fn idle_timeout() -> Duration {
         Duration::from_secs(60)
     }
-    /// Default `limits.drain_timeout`.
+    /// 30 seconds for in-flight requests to finish on shutdown.
     pub fn drain_timeout() -> Duration {
         Duration::from_secs(30)
     }
-    /// Default `limits.request_timeout`.
+    /// 15 seconds until the upstream's response head.
     pub fn request_timeout() -> Duration {
         Duration::from_secs(15)
     }
-    /// Default `wasm.max_instances_per_filter`.
+    /// 1024 instances per filter.
     pub fn max_instances_per_filter() -> u32 {
         1024
     }
-    /// Default filter `config`: `{}`.
+    /// `{}`: the filter configuration when none is given.
     pub fn empty_object() -> serde_json::Value {
         serde_json::Value::Object(Default::default())
     }
-    /// Default `limits.cpu_per_call` of a filter.
+    /// 10 milliseconds of CPU per filter phase call.
     pub fn cpu_per_call() -> Duration {
         Duration::from_millis(10)
     }
-    /// Default `limits.memory_mib` of a filter.
+    /// 32 MiB of linear memory per filter instance.
     pub fn memory_mib() -> u32 {
         32
     }
-    /// Default `limits.max_buffered_body` of a filter.
+    /// 1 MiB of body a filter may ask the host to buffer.
     pub fn max_buffered_body() -> u32 {
         1024 * 1024
     }
-    /// Default redirect status.
+    /// 301 (Moved Permanently).
     pub fn redirect_status() -> u16 {
         301
     }
-    /// Default cluster `connect_timeout`.
+    /// 5 seconds to connect to an upstream endpoint.
     pub fn connect_timeout() -> Duration {
         Duration::from_secs(5)
     }
-    /// Default cluster `dns_refresh`.
+    /// 30 seconds between DNS re-resolutions.
     pub fn dns_refresh() -> Duration {
         Duration::from_secs(30)
     }
-    /// Default cluster `pool_idle_timeout`.
+    /// 90 seconds before a pooled upstream connection is closed.
     pub fn pool_idle_timeout() -> Duration {
         Duration::from_secs(90)
     }
-    /// Default cluster `pool_max_idle_per_endpoint`.
+    /// 128 idle connections kept per upstream endpoint.
     pub fn pool_max_idle() -> usize {
         128
     }
