@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Weir quick start: everything from a fresh machine with only the Rust toolchain.
+#
+#   1. installs the wasm32-wasip2 target (filters are WebAssembly components),
+#   2. builds the example and built-in filters to .wasm,
+#   3. builds the proxy and a tiny echo upstream,
+#   4. starts two upstreams ("stable" on :3001, "canary" on :3002),
+#   5. runs weir on examples/quickstart.yaml (proxy on :8080, admin on :9901).
+#
+# Ctrl-C stops the proxy (gracefully) and the upstreams.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+step "Installing the wasm32-wasip2 target"
+rustup target add wasm32-wasip2
+
+step "Building the filters (wasm32-wasip2 components)"
+filter_pkgs=(-p hello-filter)
+for dir in filters/*/; do
+    [ -f "$dir/Cargo.toml" ] || continue
+    filter_pkgs+=(-p "$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$dir/Cargo.toml" | head -1)")
+done
+cargo build --release --target wasm32-wasip2 "${filter_pkgs[@]}"
+
+step "Building weir and the example upstream"
+cargo build --release -p weir-proxy -p echo-upstream
+
+step "Starting the example upstreams"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+target/release/echo-upstream --listen 127.0.0.1:3001 --name stable & pids+=($!)
+target/release/echo-upstream --listen 127.0.0.1:3002 --name canary & pids+=($!)
+
+cat <<'TRY'
+
+Try, in another terminal:
+  curl -i http://127.0.0.1:8080/hello           # a direct response from the route, no upstream
+  curl -i http://127.0.0.1:8080/echo            # proxied to "stable"; see x-hello added by the Wasm filter
+  curl -s http://127.0.0.1:9901/ready           # admin: readiness
+  curl -s http://127.0.0.1:9901/config          # admin: the effective config
+
+TRY
+
+step "Running weir (Ctrl-C to stop)"
+target/release/weir run --config examples/quickstart.yaml &
+weir_pid=$!
+pids+=("$weir_pid")
+trap 'kill -TERM "$weir_pid" 2>/dev/null || true' INT TERM
+wait "$weir_pid" || true
