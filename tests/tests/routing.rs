@@ -171,6 +171,11 @@ virtual_hosts:
 }
 
 async fn three_endpoints(policy: &str) -> (Vec<server::Listening>, proxy::RunningProxy) {
+    let hash_header = if policy == "ring_hash" {
+        "\n    hash_header: x-user"
+    } else {
+        ""
+    };
     let upstreams = vec![named("e0").await, named("e1").await, named("e2").await];
     let proxy = proxy::new()
         .upstream("e0", &upstreams[0])
@@ -181,8 +186,7 @@ async fn three_endpoints(policy: &str) -> (Vec<server::Listening>, proxy::Runnin
 clusters:
   - name: pool
     endpoints: ["{{{{e0}}}}", "{{{{e1}}}}", "{{{{e2}}}}"]
-    lb_policy: {policy}
-    hash_header: x-user
+    lb_policy: {policy}{hash_header}
 virtual_hosts:
   - name: all
     domains: ["*"]

@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -60,21 +60,13 @@ fn answer(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>>
             Phase::Draining | Phase::Stopped => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         },
         "/config" => {
-            let runtime = shared.runtime.load();
-            match serde_json::to_vec_pretty(&*runtime.config) {
-                Ok(json) => {
-                    let mut response = Response::new(Full::new(Bytes::from(json)));
-                    response.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        "application/json".parse().expect("valid"),
-                    );
-                    response
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "could not serialise the config");
-                    text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
-                }
-            }
+            let json = shared.runtime.load().config.to_json_pretty();
+            let mut response = Response::new(Full::new(Bytes::from(json)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
