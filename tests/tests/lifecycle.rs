@@ -184,3 +184,34 @@ async fn reload_swaps_the_config_for_new_requests() {
     assert_eq!(client.get(&proxy.url("/")).await.text(), "two");
     assert_eq!(proxy.handle.runtime().config.virtual_hosts.len(), 1);
 }
+
+#[tokio::test]
+async fn drain_waits_for_open_websockets() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let upstream = server::http1()
+        .route("/ws", weir_tests::websocket::echo)
+        .run()
+        .await;
+    let proxy = proxy::new()
+        .upstream("app", &upstream)
+        .config(config("60s", "http1"))
+        .run()
+        .await;
+    let mut socket = weir_tests::websocket::connect(proxy.addr, "/ws").await;
+
+    proxy.handle.begin_shutdown();
+    proxy.handle.listeners_closed().await;
+    // The tunnel outlives the start of the drain...
+    socket.send(Message::text("still here")).await.unwrap();
+    assert_eq!(
+        socket.next().await.unwrap().unwrap(),
+        Message::text("still here")
+    );
+    // ...and the drain ends when it does.
+    socket.close(None).await.unwrap();
+    while socket.next().await.is_some() {}
+    drop(socket);
+    assert_eq!(proxy.handle.wait().await, ShutdownOutcome::Drained);
+}

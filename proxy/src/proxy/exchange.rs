@@ -175,6 +175,7 @@ impl<'rt> Exchange<'rt> {
                     client,
                     upstream,
                     self.downstream.shutdown.clone(),
+                    Arc::clone(&self.downstream.drain),
                     self.ctx.request_id.clone(),
                 ),
                 _ => {

@@ -24,7 +24,7 @@ use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
-use crate::server::{ConnState, ShutdownSignal};
+use crate::server::{ConnState, DrainGuard, ShutdownSignal};
 
 pub use runtime::{NoFilters, Runtime, RuntimeError};
 pub use tracked_body::{CountingBody, ResponseBody};
@@ -41,6 +41,9 @@ pub struct Downstream {
     pub conn: Arc<ConnState>,
     /// The server's shutdown phase (tunnels close when the server stops).
     pub shutdown: ShutdownSignal,
+    /// Keeps a shutdown's drain waiting while this connection, or a tunnel
+    /// made from it, is open (one guard per client connection).
+    pub drain: Arc<DrainGuard>,
 }
 
 /// Serve one request: the whole pipeline, from the request head to the

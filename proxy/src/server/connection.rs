@@ -66,14 +66,14 @@ impl ConnSettings {
 }
 
 /// Serve `stream` until the client closes it, it idles out, or the server
-/// stops. Holds `_guard` so a drain waits for it.
+/// stops. Holds `guard` (and lends it to tunnels) so a drain waits for it.
 pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     settings: Arc<ConnSettings>,
     shared: Arc<Shared>,
     signal: ShutdownSignal,
-    _guard: DrainGuard,
+    guard: DrainGuard,
 ) {
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %err, "could not set TCP_NODELAY");
@@ -86,6 +86,7 @@ pub(crate) async fn serve(
         scheme: "http",
         conn: Arc::clone(&state),
         shutdown: signal.clone(),
+        drain: Arc::new(guard),
     };
     let service = service_fn(move |request| {
         let runtime = shared.runtime.load_full();

@@ -27,10 +27,10 @@ use tokio::sync::watch;
 use crate::proxy::Runtime;
 
 pub use conn_io::{ConnState, InFlight};
-pub use shutdown::{Phase, ShutdownOutcome, ShutdownSignal};
+pub use shutdown::{DrainGuard, Phase, ShutdownOutcome, ShutdownSignal};
 
 use connection::ConnSettings;
-use shutdown::{DrainGuard, ShutdownController};
+use shutdown::ShutdownController;
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]

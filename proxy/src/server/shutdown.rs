@@ -55,7 +55,8 @@ impl ShutdownSignal {
     }
 }
 
-/// Held by everything the drain waits for (listeners, client connections).
+/// Held by everything a drain waits for: listeners, client connections and
+/// upgraded tunnels. The drain is over when every guard is dropped.
 #[derive(Debug, Clone)]
 pub struct DrainGuard(#[allow(dead_code)] mpsc::Sender<()>);
 
