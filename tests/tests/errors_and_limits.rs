@@ -130,6 +130,12 @@ async fn too_large_head_is_431() {
         format!("GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\nx-big: {fits}\r\n\r\n");
     assert_eq!(raw_status(&raw(proxy.addr, request.as_bytes()).await), 200);
     assert_eq!(upstream.requests(), 1);
+
+    // HTTP/2: the header list limit is announced in SETTINGS and enforced by h2.
+    let request = Request::get(proxy.url("/")).header("x-big", big).body(body::empty()).unwrap();
+    let response = client::http2().send(request).await;
+    assert_eq!(response.status, 431);
+    assert_eq!(upstream.requests(), 1);
 }
 
 #[tokio::test]

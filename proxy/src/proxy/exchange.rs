@@ -98,18 +98,23 @@ impl<'rt> Exchange<'rt> {
             }
         }
 
-        let forward = forward_of(route);
-        if forward.is_none() && !self.ctx.cluster_overridden {
-            let mut response = match &route.action {
-                RouteAction::DirectResponse(direct) => direct_response(direct),
-                RouteAction::Redirect(redirect) => redirect
+        // A hook that picked a cluster sends the request there, whatever the
+        // route would have done.
+        let overridden = self.ctx.cluster_overridden;
+        let local = match &route.action {
+            RouteAction::DirectResponse(direct) if !overridden => Some(direct_response(direct)),
+            RouteAction::Redirect(redirect) if !overridden => Some(
+                redirect
                     .response_for(&head, self.downstream.scheme)
                     .map(body::full),
-                RouteAction::Forward(_) => unreachable!("forward routes are handled below"),
-            };
+            ),
+            _ => None,
+        };
+        if let Some(mut response) = local {
             route.response_headers.apply(response.headers_mut());
             return self.response_phase(response).await;
         }
+        let forward = forward_of(route);
         let Some(cluster) = self.ctx.cluster.clone() else {
             let err = ProxyError::new(ErrorKind::UnknownCluster).with_cause("no cluster chosen");
             return self.response_phase(err.into_response()).await;

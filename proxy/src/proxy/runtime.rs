@@ -12,6 +12,10 @@ use crate::upstream::{UpstreamError, Upstreams};
 ///
 /// The server keeps the live `Runtime` behind an atomically swappable pointer;
 /// a request uses the generation it started with until it finishes.
+///
+/// [`Runtime::new`] builds the router and the clusters. When the hooks need
+/// the clusters themselves (filter callouts), build the parts and assemble
+/// the struct directly: `Runtime { config, router, upstreams, hooks }`.
 pub struct Runtime {
     /// The configuration this generation was built from.
     pub config: Arc<Config>,
