@@ -34,6 +34,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Uploaded modules are handed on without a copy.
+        .bytes(".weir.control.v1.ModuleSource.wasm")
         .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }
