@@ -107,11 +107,15 @@ fn short(version: &FilterVersion) -> String {
 
 /// The `weir filter list` table.
 pub(crate) fn filters_table(filters: &[FilterInfo]) -> String {
+    filters_table_headed("NAME", filters)
+}
+
+fn filters_table_headed(first: &'static str, filters: &[FilterInfo]) -> String {
     if filters.is_empty() {
         return "no filters loaded\n".to_string();
     }
     let mut table = Table::new(vec![
-        "NAME", "VERSION", "LOADED", "CALLS", "TRAPS", "FAILURES", "ROLLBACK", "MODULE",
+        first, "VERSION", "LOADED", "CALLS", "TRAPS", "FAILURES", "ROLLBACK", "MODULE",
     ]);
     for f in filters {
         table.row(vec![
@@ -181,7 +185,7 @@ pub(crate) fn status_report(s: &Status) -> String {
     }
 
     out.push('\n');
-    out.push_str(&filters_table(&s.filters));
+    out.push_str(&filters_table_headed("FILTER", &s.filters));
     out
 }
 

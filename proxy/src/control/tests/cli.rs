@@ -364,6 +364,7 @@ async fn status_shows_listeners_clusters_and_filters() {
         out.contains("CLUSTER  ENDPOINT        HEALTH\napi      127.0.0.1:9000  healthy\n"),
         "{out}"
     );
+    assert!(out.contains("\nFILTER  VERSION "), "{out}");
     assert!(out.lines().any(|l| l.starts_with("auth ")), "{out}");
 
     let (out, _, _) = weir(&target, &["status", "--output", "json"]).await;
