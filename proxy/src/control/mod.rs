@@ -12,6 +12,7 @@
 //! - [`summary`]: what changes between two configurations.
 //! - [`server`]: [`serve`] / [`serve_with`]: TCP or unix socket, token policy,
 //!   health and reflection. [`client`]: a typed client.
+//! - [`settings`]: the `control:` section of the config file.
 //! - [`cli`]: the `weir` subcommands; [`scaffold`]: `weir filter new`.
 //!
 //! The wire contract is `proto/weir/control/v1/control.proto`; see
@@ -30,6 +31,7 @@ mod progress;
 pub mod scaffold;
 pub mod server;
 mod service;
+pub mod settings;
 pub mod summary;
 pub mod types;
 
@@ -43,6 +45,7 @@ pub use plane::{
     ApplyConfig, ConfigFormat, ControlError, ControlPlane, LoadFilter, ModuleSource, Position,
 };
 pub use server::{ControlServerConfig, RunningControlServer, ServeError, serve, serve_with};
+pub use settings::ControlSettings;
 pub use types::{ApplySummary, FilterCounters, FilterInfo, FilterVersion, Status};
 
 /// Code generated from `proto/weir/control/v1/control.proto`.

@@ -12,14 +12,26 @@ use crate::control::cli::{
 };
 use crate::control::output::OutputFormat;
 
-/// The shape `main.rs` gives the commands: flattened into its own parser.
+/// The shape `main.rs` gives the commands: [`ControlArgs`] flattened into
+/// its parser, [`ControlCommand`] flattened among its own subcommands.
 #[derive(Debug, Parser)]
 #[command(name = "weir")]
 struct Weir {
     #[command(flatten)]
     control: ControlArgs,
     #[command(subcommand)]
-    command: ControlCommand,
+    command: Top,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Top {
+    /// Stands for main.rs's own commands.
+    Run {
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
+    #[command(flatten)]
+    Control(ControlCommand),
 }
 
 fn parse(args: &[&str]) -> Result<Weir, clap::Error> {
@@ -32,7 +44,10 @@ async fn weir(target: &ControlTarget, args: &[&str]) -> (String, Exit, String) {
     let mut target = target.clone();
     target.output = cli.control.output;
     let mut out = Vec::new();
-    let result = run_with_output(cli.command, &target, &mut out).await;
+    let Top::Control(command) = cli.command else {
+        panic!("not a control command: {args:?}")
+    };
+    let result = run_with_output(command, &target, &mut out).await;
     let out = String::from_utf8(out).unwrap();
     match result {
         Ok(()) => (out, Exit::Success, String::new()),
@@ -243,9 +258,10 @@ async fn token_file_option_is_read_and_a_bad_one_is_a_usage_error() {
     .unwrap();
     let target = ControlTarget::from_args(&cli.control).unwrap();
     let mut out = Vec::new();
-    run_with_output(cli.command, &target, &mut out)
-        .await
-        .unwrap();
+    let Top::Control(command) = cli.command else {
+        panic!("parsed as a control command")
+    };
+    run_with_output(command, &target, &mut out).await.unwrap();
     assert!(String::from_utf8(out).unwrap().starts_with("weir "));
 
     let missing = dir.path().join("nope");
@@ -447,14 +463,18 @@ fn filter_commands_parse_as_documented() {
     let cli = parse(&["filter", "reload", "auth"]).unwrap();
     assert!(matches!(
         cli.command,
-        ControlCommand::Filter(FilterCommand::Reload { ref name, path: None, remote_path: false }) if name == "auth"
+        Top::Control(ControlCommand::Filter(FilterCommand::Reload { ref name, path: None, remote_path: false }))
+            if name == "auth"
     ));
     let cli = parse(&["events", "-f"]).unwrap();
     assert!(matches!(
         cli.command,
-        ControlCommand::Events {
+        Top::Control(ControlCommand::Events {
             follow: true,
             recent: 50
-        }
+        })
     ));
+    // main.rs's own commands and options live beside ours.
+    let cli = parse(&["run", "--config", "weir.yaml"]).unwrap();
+    assert!(matches!(cli.command, Top::Run { config: Some(_) }));
 }
