@@ -1,1 +1,41 @@
 //! The WebAssembly filter host.
+//!
+//! Filters are WebAssembly components implementing the `filter` world of
+//! `wit/filter.wit`. One [`WasmRuntime`] per process holds the engine, the
+//! epoch ticker (CPU deadlines), the KV store, the metrics and the compiled
+//! modules. A [`FilterSet`] is all filters of one config generation, loaded
+//! and checked up front; it is the pipeline's [`crate::phases::HooksFactory`].
+//!
+//! Modules, one concern each:
+//! - `runtime`: engine, epoch ticker, linker, shared state.
+//! - `module`: compile (cached by content hash), contract checks, the typed
+//!   `handler` functions.
+//! - `pool`: configured instances, leasing, limits, recycling.
+//! - `chain`: planning each route's chain from the config.
+//! - `exchange`: [`FilterSet`] and the per-exchange chain driver.
+//! - `body`: body phases as a body wrapper.
+//! - `host`: the host side of every import (`http`, `kv`, `metrics`, `log`,
+//!   `callout`, `clock`, `random`).
+
+pub(crate) mod bindings;
+mod body;
+mod chain;
+mod error;
+mod exchange;
+pub(crate) mod host;
+mod module;
+mod pool;
+mod runtime;
+
+pub use body::{BodyDirection, FilterBodyError};
+pub use error::{FilterLoadError, RuntimeError};
+pub use exchange::{FilterSet, MAX_DELAY};
+pub use host::callout::{
+    CalloutClient, CalloutFailure, MAX_CALLOUT_RESPONSE_BYTES, MAX_CALLOUT_TIMEOUT, NoClusters,
+};
+pub use host::kv::{KvClock, KvEntry, KvError, KvStore, MonotonicClock};
+pub use host::log::TARGET as LOG_TARGET;
+pub use host::metrics::{HistogramSnapshot, MetricKey, MetricsRegistry, MetricsSnapshot};
+pub use module::HANDLER_EXPORT;
+pub use pool::{ACQUIRE_WAIT, CONFIGURE_CPU, RECYCLE_AFTER_USES};
+pub use runtime::{EPOCH_TICK, RuntimeOptions, RuntimeShared, WasmRuntime};
