@@ -28,7 +28,7 @@ use crate::wasm::bindings::weir::filter::types::{Action, BodyMode};
 use crate::wasm::error::CallFailure;
 use crate::wasm::exchange::{ActiveFilter, MAX_DELAY};
 use crate::wasm::host::{ExchangeData, Phase};
-use crate::wasm::pool::{FilterHandle, PhaseCall};
+use crate::wasm::instance::{FilterHandle, PhaseCall};
 
 /// Which body a [`FilterBodyError`] happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -163,7 +163,8 @@ pub(crate) fn describe(error: &wasmtime::Error) -> String {
         if !out.is_empty() {
             out.push_str(": ");
         }
-        out.push_str(text.trim());
+        // One line: some parser messages pretty-print byte arrays.
+        out.push_str(&text.split_whitespace().collect::<Vec<_>>().join(" "));
     }
     if out.len() > MAX_DESCRIPTION {
         let mut end = MAX_DESCRIPTION;

@@ -27,7 +27,7 @@ use crate::wasm::error::{CallFailure, FilterLoadError};
 use crate::wasm::host::callout::CalloutClient;
 use crate::wasm::host::http::local_response;
 use crate::wasm::host::{CtxData, ExchangeData, Phase};
-use crate::wasm::pool::{FilterHandle, FilterTemplate, InstanceError, InstancePool, PhaseCall};
+use crate::wasm::instance::{FilterHandle, FilterTemplate, InstanceError, InstancePool, PhaseCall};
 use crate::wasm::runtime::WasmRuntime;
 
 /// Longest `delay` a filter may ask for; longer delays are cut to this.

@@ -10,7 +10,8 @@
 //! - `runtime`: engine, epoch ticker, linker, shared state.
 //! - `module`: compile (cached by content hash), contract checks, the typed
 //!   `handler` functions.
-//! - `pool`: configured instances, leasing, limits, recycling.
+//! - `instance`: configured instances, phase calls, CPU and memory limits.
+//! - `pool`: the bounded pool of reusable instances.
 //! - `chain`: planning each route's chain from the config.
 //! - `exchange`: [`FilterSet`] and the per-exchange chain driver.
 //! - `body`: body phases as a body wrapper.
@@ -23,6 +24,7 @@ mod chain;
 mod error;
 mod exchange;
 pub(crate) mod host;
+mod instance;
 mod module;
 mod pool;
 mod runtime;
@@ -36,6 +38,6 @@ pub use host::callout::{
 pub use host::kv::{KvClock, KvEntry, KvError, KvStore, MonotonicClock};
 pub use host::log::TARGET as LOG_TARGET;
 pub use host::metrics::{HistogramSnapshot, MetricKey, MetricsRegistry, MetricsSnapshot};
+pub use instance::{ACQUIRE_WAIT, CONFIGURE_CPU, RECYCLE_AFTER_USES};
 pub use module::HANDLER_EXPORT;
-pub use pool::{ACQUIRE_WAIT, CONFIGURE_CPU, RECYCLE_AFTER_USES};
 pub use runtime::{EPOCH_TICK, RuntimeOptions, RuntimeShared, WasmRuntime};

@@ -1,399 +1,249 @@
-//! Configured filter instances and their pools.
+//! A bounded pool of reusable items (filter instances), independent of
+//! what the items are.
 //!
-//! An [`Instance`] is a store plus an instantiated, configured component.
-//! One [`InstancePool`] exists per (filter, effective configuration). A phase
-//! call leases an idle instance, or creates and configures a new one when
-//! none is idle, up to `wasm.max_instances_per_filter` alive; beyond that it
-//! waits up to [`ACQUIRE_WAIT`] and then fails (handled by the failure mode).
-//!
-//! An instance that trapped, ran out of CPU time or memory, or whose call
-//! was cancelled half-way is dropped, never reused. Instances are recycled
-//! after [`RECYCLE_AFTER_USES`] calls to bound leaks in guests. With
-//! `isolation: per_request` a [`FilterHandle`] keeps one instance for all
-//! phases of one exchange and drops it at the end.
+//! At most `max` items are leased at once; an item is created only when
+//! none is idle, so at most `max` are alive. A caller that finds every item
+//! leased waits up to the pool's bound, then gets [`AcquireError::Busy`].
+//! A returned item goes back to the idle list only if it says it is
+//! reusable ([`Poolable::reusable`]); otherwise it is dropped.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::component::{ComponentNamedList, Lift, Lower, Resource, TypedFunc};
-use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
 
-use crate::config::{FilterLimits, Isolation};
-use crate::wasm::bindings::weir::filter::types::{Action, FilterInfo, Summary};
-use crate::wasm::error::{CallFailure, describe};
-use crate::wasm::host::callout::CalloutClient;
-use crate::wasm::host::http::{BODY_REP, REQUEST_REP, RESPONSE_REP};
-use crate::wasm::host::{ExchangeData, HostState, Phase};
-use crate::wasm::module::{CompiledModule, HandlerFuncs};
-use crate::wasm::runtime::{EPOCH_TICK, RuntimeShared};
-
-/// How long a call waits for an instance when all are busy.
-pub const ACQUIRE_WAIT: Duration = Duration::from_secs(1);
-/// Calls after which an instance is replaced by a fresh one.
-pub const RECYCLE_AFTER_USES: u32 = 10_000;
-/// CPU time allowed for instantiation plus `configure`.
-pub const CONFIGURE_CPU: Duration = Duration::from_secs(1);
-
-/// The guest used up its CPU time (raised from the epoch callback).
-#[derive(Debug, thiserror::Error)]
-#[error("CPU time limit exceeded")]
-struct CpuLimitExceeded;
-
-fn ticks(duration: Duration) -> u64 {
-    (duration.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64).max(1)
+/// An item a [`Pool`] can hand out and take back.
+pub(crate) trait Poolable: Send + 'static {
+    /// Whether the item may serve another caller.
+    fn reusable(&self) -> bool;
 }
 
-/// What a filter is, independent of its instances.
-#[derive(Debug, Clone)]
-pub(crate) struct FilterTemplate {
-    pub(crate) name: Arc<str>,
-    pub(crate) config_json: String,
-    pub(crate) limits: FilterLimits,
-    pub(crate) isolation: Isolation,
-    pub(crate) max_instances: u32,
+/// Why no item could be leased.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AcquireError<E> {
+    /// Every item stayed leased for the whole wait.
+    Busy,
+    /// Creating a new item failed.
+    Create(E),
 }
 
-/// Why a new instance could not be made ready.
-#[derive(Debug)]
-pub(crate) enum InstanceError {
-    /// Instantiation failed (limits, traps in start functions).
-    Instantiate(String),
-    /// The handler's functions do not have the contract's types.
-    Contract(String),
-    /// `configure` returned `Err(message)`.
-    Rejected(String),
-    /// `configure` trapped or ran out of time or memory.
-    Failed(String),
-}
-
-/// One phase call.
-pub(crate) enum PhaseCall {
-    RequestHeaders,
-    RequestBody { end_of_stream: bool },
-    ResponseHeaders,
-    ResponseBody { end_of_stream: bool },
-    Done(Summary),
-}
-
-/// A configured instance with its own store.
-pub(crate) struct Instance {
-    store: Store<HostState>,
-    funcs: HandlerFuncs,
-    uses: u32,
-    /// Set while a call runs and kept after a trap: never reuse.
-    poisoned: bool,
-}
-
-impl Instance {
-    /// Instantiate `module` for `template` and call `configure`.
-    pub(crate) async fn create(
-        engine: &Engine,
-        module: &CompiledModule,
-        template: &FilterTemplate,
-        shared: &Arc<RuntimeShared>,
-        callouts: &Arc<dyn CalloutClient>,
-    ) -> Result<(Instance, FilterInfo), InstanceError> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(template.limits.memory_mib as usize * 1024 * 1024)
-            .trap_on_grow_failure(true)
-            .build();
-        let state = HostState::new(
-            template.name.clone(),
-            shared.clone(),
-            callouts.clone(),
-            limits,
-        );
-        let mut store = Store::new(engine, state);
-        store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_callback(|ctx| match ctx.data().cpu.remaining() {
-            Some(left) => Ok(UpdateDeadline::Continue(ticks(left))),
-            None => Err(wasmtime::Error::new(CpuLimitExceeded)),
-        });
-        store.data_mut().cpu.start(CONFIGURE_CPU);
-        store.set_epoch_deadline(ticks(CONFIGURE_CPU));
-        let instance = module
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| InstanceError::Instantiate(describe(&e)))?;
-        let funcs = module
-            .exports
-            .resolve(&mut store, &instance)
-            .map_err(InstanceError::Contract)?;
-        let mut instance = Instance {
-            store,
-            funcs,
-            uses: 0,
-            poisoned: false,
-        };
-        let configure = instance.funcs.configure;
-        let params = (template.name.to_string(), template.config_json.clone());
-        match instance.invoke(configure, params, CONFIGURE_CPU).await {
-            Ok((Ok(info),)) => {
-                instance.uses = 0;
-                Ok((instance, info))
-            }
-            Ok((Err(message),)) => Err(InstanceError::Rejected(message)),
-            Err(failure) => Err(InstanceError::Failed(failure.to_string())),
-        }
-    }
-
-    async fn invoke<P, R>(
-        &mut self,
-        func: TypedFunc<P, R>,
-        params: P,
-        cpu: Duration,
-    ) -> Result<R, CallFailure>
-    where
-        P: ComponentNamedList + Lower + Send + Sync,
-        R: ComponentNamedList + Lift + Send + Sync + 'static,
-    {
-        self.uses += 1;
-        self.poisoned = true;
-        self.store.data_mut().cpu.start(cpu);
-        self.store.set_epoch_deadline(ticks(cpu));
-        match func.call_async(&mut self.store, params).await {
-            Ok(result) => {
-                self.poisoned = false;
-                Ok(result)
-            }
-            Err(error) => {
-                if error.chain().any(|cause| cause.is::<CpuLimitExceeded>()) {
-                    Err(CallFailure::CpuDeadline(cpu))
-                } else {
-                    Err(CallFailure::Trap(describe(&error)))
-                }
-            }
-        }
-    }
-
-    /// Run one phase on `data` (moved into the store for the call and back
-    /// out after it, also when the call fails).
-    pub(crate) async fn run_phase(
-        &mut self,
-        call: PhaseCall,
-        data: &mut ExchangeData,
-        cpu: Duration,
-    ) -> Result<Option<Action>, CallFailure> {
-        let request = || Resource::new_borrow(REQUEST_REP);
-        let response = || Resource::new_borrow(RESPONSE_REP);
-        let body = || Resource::new_borrow(BODY_REP);
-        data.phase = match call {
-            PhaseCall::RequestHeaders => Phase::RequestHeaders,
-            PhaseCall::RequestBody { .. } => Phase::RequestBody,
-            PhaseCall::ResponseHeaders => Phase::ResponseHeaders,
-            PhaseCall::ResponseBody { .. } => Phase::ResponseBody,
-            PhaseCall::Done(_) => Phase::Done,
-        };
-        self.store.data_mut().exchange = std::mem::take(data);
-        let f = &self.funcs;
-        let (rh, rb, sh, sb, done) = (
-            f.on_request_headers,
-            f.on_request_body,
-            f.on_response_headers,
-            f.on_response_body,
-            f.on_done,
-        );
-        let result = match call {
-            PhaseCall::RequestHeaders => {
-                self.invoke(rh, (request(),), cpu).await.map(|(r,)| Some(r))
-            }
-            PhaseCall::RequestBody { end_of_stream } => self
-                .invoke(rb, (request(), body(), end_of_stream), cpu)
-                .await
-                .map(|(r,)| Some(r)),
-            PhaseCall::ResponseHeaders => self
-                .invoke(sh, (request(), response()), cpu)
-                .await
-                .map(|(r,)| Some(r)),
-            PhaseCall::ResponseBody { end_of_stream } => self
-                .invoke(sb, (request(), response(), body(), end_of_stream), cpu)
-                .await
-                .map(|(r,)| Some(r)),
-            PhaseCall::Done(summary) => self
-                .invoke(done, (request(), summary), cpu)
-                .await
-                .map(|()| None),
-        };
-        *data = std::mem::take(&mut self.store.data_mut().exchange);
-        data.phase = Phase::Idle;
-        match result? {
-            None => Ok(None),
-            Some(Ok(action)) => Ok(Some(action)),
-            Some(Err(message)) => Err(CallFailure::Guest(message)),
-        }
-    }
-}
-
-/// The instances of one (filter, configuration).
-pub(crate) struct InstancePool {
-    engine: Engine,
-    module: Arc<CompiledModule>,
-    pub(crate) template: FilterTemplate,
-    pub(crate) shared: Arc<RuntimeShared>,
-    callouts: Arc<dyn CalloutClient>,
-    idle: Mutex<Vec<Instance>>,
+/// Idle items and the lease limit.
+pub(crate) struct Pool<T> {
+    idle: Mutex<Vec<T>>,
     permits: Arc<Semaphore>,
-    /// What `configure` said at load.
-    pub(crate) info: FilterInfo,
+    wait: Duration,
 }
 
-impl InstancePool {
-    /// Create the pool and its first instance (which validates the
-    /// configuration); the instance is kept idle for the first request.
-    pub(crate) async fn create(
-        engine: Engine,
-        module: Arc<CompiledModule>,
-        template: FilterTemplate,
-        shared: Arc<RuntimeShared>,
-        callouts: Arc<dyn CalloutClient>,
-    ) -> Result<Arc<InstancePool>, InstanceError> {
-        let (first, info) =
-            Instance::create(&engine, &module, &template, &shared, &callouts).await?;
-        let permits = Arc::new(Semaphore::new(template.max_instances.max(1) as usize));
-        Ok(Arc::new(InstancePool {
-            engine,
-            module,
-            template,
-            shared,
-            callouts,
-            idle: Mutex::new(vec![first]),
-            permits,
-            info,
-        }))
+impl<T: Poolable> Pool<T> {
+    /// A pool leasing at most `max` items, waiting up to `wait` for one,
+    /// starting with `idle` items.
+    pub(crate) fn new(max: u32, wait: Duration, idle: Vec<T>) -> Arc<Self> {
+        Arc::new(Pool {
+            idle: Mutex::new(idle),
+            permits: Arc::new(Semaphore::new(max.max(1) as usize)),
+            wait,
+        })
     }
 
-    /// Lease an instance: an idle one, or a new one if fewer than the
-    /// maximum are alive, or wait up to [`ACQUIRE_WAIT`] for one.
-    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease, CallFailure> {
+    /// Lease an idle item, or one made by `create` when none is idle.
+    pub(crate) async fn acquire<F, Fut, E>(
+        self: &Arc<Self>,
+        create: F,
+    ) -> Result<Lease<T>, AcquireError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                match tokio::time::timeout(ACQUIRE_WAIT, self.permits.clone().acquire_owned()).await
-                {
+                match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
                     Ok(Ok(permit)) => permit,
-                    _ => return Err(CallFailure::Busy(self.template.max_instances)),
+                    _ => return Err(AcquireError::Busy),
                 }
             }
         };
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let instance = match idle {
-            Some(instance) => instance,
-            None => {
-                let created = Instance::create(
-                    &self.engine,
-                    &self.module,
-                    &self.template,
-                    &self.shared,
-                    &self.callouts,
-                )
-                .await;
-                match created {
-                    Ok((instance, _info)) => instance,
-                    Err(
-                        InstanceError::Instantiate(why)
-                        | InstanceError::Contract(why)
-                        | InstanceError::Failed(why),
-                    ) => {
-                        return Err(CallFailure::Instantiate(why));
-                    }
-                    Err(InstanceError::Rejected(why)) => {
-                        return Err(CallFailure::Instantiate(format!(
-                            "configure rejected the configuration: {why}"
-                        )));
-                    }
-                }
-            }
+        let item = match idle {
+            Some(item) => item,
+            None => create().await.map_err(AcquireError::Create)?,
         };
         Ok(Lease {
             pool: self.clone(),
-            instance: Some(instance),
+            item: Some(item),
             _permit: permit,
         })
     }
 
-    fn give_back(&self, instance: Instance) {
-        let reusable = !instance.poisoned
-            && self.template.isolation == Isolation::Pooled
-            && instance.uses < RECYCLE_AFTER_USES;
-        if reusable {
+    fn give_back(&self, item: T) {
+        if item.reusable() {
             self.idle
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(instance);
+                .push(item);
         }
     }
 
-    /// Idle instances (for tests and diagnostics).
+    /// Items waiting idle.
+    #[cfg(test)]
     pub(crate) fn idle_count(&self) -> usize {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
-/// An instance on loan; goes back to its pool (or is dropped) on drop.
-pub(crate) struct Lease {
-    pool: Arc<InstancePool>,
-    instance: Option<Instance>,
+/// An item on loan; goes back to its pool (or is dropped) when the lease is.
+pub(crate) struct Lease<T: Poolable> {
+    pool: Arc<Pool<T>>,
+    item: Option<T>,
     _permit: OwnedSemaphorePermit,
 }
 
-impl Lease {
-    fn instance(&mut self) -> &mut Instance {
-        self.instance
+impl<T: Poolable> Lease<T> {
+    /// The leased item.
+    pub(crate) fn get(&mut self) -> &mut T {
+        self.item
             .as_mut()
-            .expect("a lease holds its instance until dropped")
+            .expect("a lease holds its item until dropped")
     }
 }
 
-impl Drop for Lease {
+impl<T: Poolable> Drop for Lease<T> {
     fn drop(&mut self) {
-        if let Some(instance) = self.instance.take() {
-            self.pool.give_back(instance);
+        if let Some(item) = self.item.take() {
+            self.pool.give_back(item);
         }
     }
 }
 
-/// A filter as one exchange uses it: leases per call (pooled), or one
-/// instance for the whole exchange (`per_request`).
-#[derive(Clone)]
-pub(crate) struct FilterHandle {
-    pub(crate) pool: Arc<InstancePool>,
-    exchange_instance: Option<Arc<tokio::sync::Mutex<Option<Lease>>>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
-impl FilterHandle {
-    pub(crate) fn new(pool: Arc<InstancePool>) -> Self {
-        let exchange_instance = (pool.template.isolation == Isolation::PerRequest)
-            .then(|| Arc::new(tokio::sync::Mutex::new(None)));
-        FilterHandle {
-            pool,
-            exchange_instance,
+    /// A numbered item; `broken` ones are not reusable.
+    #[derive(Debug)]
+    struct Item {
+        id: u32,
+        broken: bool,
+    }
+
+    impl Poolable for Item {
+        fn reusable(&self) -> bool {
+            !self.broken
         }
     }
 
-    /// Run one phase of this filter on `data`.
-    pub(crate) async fn run(
-        &self,
-        call: PhaseCall,
-        data: &mut ExchangeData,
-    ) -> Result<Option<Action>, CallFailure> {
-        let cpu = self.pool.template.limits.cpu_per_call;
-        let Some(slot) = &self.exchange_instance else {
-            let mut lease = self.pool.acquire().await?;
-            return lease.instance().run_phase(call, data, cpu).await;
-        };
-        let mut held = slot.lock().await;
-        if held.is_none() {
-            *held = Some(self.pool.acquire().await?);
+    struct Factory(AtomicU32);
+
+    impl Factory {
+        fn new() -> Arc<Self> {
+            Arc::new(Factory(AtomicU32::new(0)))
         }
-        let Some(lease) = held.as_mut() else {
-            unreachable!("filled above")
-        };
-        let result = lease.instance().run_phase(call, data, cpu).await;
-        if lease.instance().poisoned {
-            *held = None;
+        async fn make(self: Arc<Self>) -> Result<Item, String> {
+            Ok(Item {
+                id: self.0.fetch_add(1, Ordering::SeqCst),
+                broken: false,
+            })
         }
-        result
+        fn made(&self) -> u32 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    const WAIT: Duration = Duration::from_millis(50);
+
+    #[tokio::test]
+    async fn idle_items_are_reused() {
+        let pool = Pool::new(
+            4,
+            WAIT,
+            vec![Item {
+                id: 100,
+                broken: false,
+            }],
+        );
+        let factory = Factory::new();
+        let mut lease = pool.acquire(|| factory.clone().make()).await.unwrap();
+        assert_eq!(lease.get().id, 100, "the initial idle item is used first");
+        drop(lease);
+        assert_eq!(pool.idle_count(), 1);
+        let mut again = pool.acquire(|| factory.clone().make()).await.unwrap();
+        assert_eq!(again.get().id, 100);
+        assert_eq!(factory.made(), 0);
+    }
+
+    #[tokio::test]
+    async fn items_are_created_when_none_is_idle() {
+        let pool = Pool::new(4, WAIT, vec![]);
+        let factory = Factory::new();
+        let a = pool.acquire(|| factory.clone().make()).await.unwrap();
+        let b = pool.acquire(|| factory.clone().make()).await.unwrap();
+        assert_eq!(factory.made(), 2);
+        drop((a, b));
+        assert_eq!(pool.idle_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn unreusable_items_are_dropped() {
+        let pool = Pool::new(4, WAIT, vec![]);
+        let factory = Factory::new();
+        let mut lease = pool.acquire(|| factory.clone().make()).await.unwrap();
+        lease.get().broken = true;
+        drop(lease);
+        assert_eq!(pool.idle_count(), 0);
+        let mut next = pool.acquire(|| factory.clone().make()).await.unwrap();
+        assert_eq!(next.get().id, 1, "a fresh item replaces the broken one");
+    }
+
+    #[tokio::test]
+    async fn the_lease_limit_holds_and_waiting_is_bounded() {
+        let pool = Pool::new(2, WAIT, vec![]);
+        let factory = Factory::new();
+        let a = pool.acquire(|| factory.clone().make()).await.unwrap();
+        let _b = pool.acquire(|| factory.clone().make()).await.unwrap();
+        let third = pool.acquire(|| factory.clone().make()).await;
+        assert!(matches!(third, Err(AcquireError::Busy)));
+        assert_eq!(factory.made(), 2, "no item beyond the limit");
+        drop(a);
+        assert!(pool.acquire(|| factory.clone().make()).await.is_ok());
+        assert_eq!(
+            factory.made(),
+            2,
+            "the returned item served the next caller"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiter_gets_the_item_returned_by_another() {
+        let pool = Pool::new(1, Duration::from_secs(30), vec![]);
+        let factory = Factory::new();
+        let held = pool.acquire(|| factory.clone().make()).await.unwrap();
+        let waiter = {
+            let pool = pool.clone();
+            let factory = factory.clone();
+            tokio::spawn(async move {
+                pool.acquire(|| factory.clone().make())
+                    .await
+                    .map(|mut l| l.get().id)
+            })
+        };
+        drop(held);
+        assert_eq!(waiter.await.unwrap(), Ok(0));
+        assert_eq!(factory.made(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_creation_frees_its_slot() {
+        let pool: Arc<Pool<Item>> = Pool::new(1, WAIT, vec![]);
+        let failed = pool
+            .acquire(|| async { Err::<Item, _>("no memory".to_string()) })
+            .await;
+        assert!(matches!(failed, Err(AcquireError::Create(why)) if why == "no memory"));
+        let factory = Factory::new();
+        assert!(
+            pool.acquire(|| factory.clone().make()).await.is_ok(),
+            "the permit was released"
+        );
     }
 }

@@ -342,7 +342,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.filter.as_str(), k.labels.len(), *v))
             .collect();
-        assert_eq!(values, vec![("f", 1, 1), ("f", 2, 5), ("g", 0, 7)]);
+        assert_eq!(values, vec![("f", 2, 5), ("f", 1, 1), ("g", 0, 7)]);
     }
 
     #[test]
