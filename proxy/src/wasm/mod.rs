@@ -25,6 +25,8 @@ mod error;
 mod exchange;
 pub(crate) mod host;
 mod instance;
+#[cfg(test)]
+mod load_tests;
 mod module;
 mod pool;
 mod runtime;
