@@ -133,7 +133,7 @@ fn with_path(uri: &Uri, path_and_query: &str) -> Result<Uri, String> {
 impl wit::Host for HostState {}
 
 impl wit::HostRequest for HostState {
-    fn id(&mut self, _self: Resource<RequestHandle>) -> wasmtime::Result<String> {
+    fn id(&mut self, _request: Resource<RequestHandle>) -> wasmtime::Result<String> {
         Ok(self.exchange.ctx.request_id.clone())
     }
 
@@ -181,11 +181,11 @@ impl wit::HostRequest for HostState {
         Ok(header_first(&parts.headers, "host").unwrap_or_default())
     }
 
-    fn scheme(&mut self, _self: Resource<RequestHandle>) -> wasmtime::Result<String> {
+    fn scheme(&mut self, _request: Resource<RequestHandle>) -> wasmtime::Result<String> {
         Ok(self.exchange.ctx.scheme.to_owned())
     }
 
-    fn peer_address(&mut self, _self: Resource<RequestHandle>) -> wasmtime::Result<String> {
+    fn peer_address(&mut self, _request: Resource<RequestHandle>) -> wasmtime::Result<String> {
         Ok(self
             .exchange
             .ctx
@@ -196,7 +196,7 @@ impl wit::HostRequest for HostState {
 
     fn peer_identity(
         &mut self,
-        _self: Resource<RequestHandle>,
+        _request: Resource<RequestHandle>,
     ) -> wasmtime::Result<Option<String>> {
         Ok(self.exchange.ctx.peer_identity.clone())
     }
@@ -278,11 +278,11 @@ impl wit::HostRequest for HostState {
         Ok(Ok(()))
     }
 
-    fn cluster(&mut self, _self: Resource<RequestHandle>) -> wasmtime::Result<Option<String>> {
+    fn cluster(&mut self, _request: Resource<RequestHandle>) -> wasmtime::Result<Option<String>> {
         Ok(self.exchange.ctx.cluster.clone())
     }
 
-    fn clear_route_cache(&mut self, _self: Resource<RequestHandle>) -> wasmtime::Result<()> {
+    fn clear_route_cache(&mut self, _request: Resource<RequestHandle>) -> wasmtime::Result<()> {
         // Re-routing only happens after request headers; later it has no meaning.
         if self.exchange.phase == Phase::RequestHeaders {
             self.exchange.ctx.reroute = true;
@@ -292,7 +292,7 @@ impl wit::HostRequest for HostState {
 
     fn property(
         &mut self,
-        _self: Resource<RequestHandle>,
+        _request: Resource<RequestHandle>,
         key: String,
     ) -> wasmtime::Result<Option<String>> {
         Ok(self.exchange.ctx.properties.get(&key).cloned())
@@ -300,7 +300,7 @@ impl wit::HostRequest for HostState {
 
     fn set_property(
         &mut self,
-        _self: Resource<RequestHandle>,
+        _request: Resource<RequestHandle>,
         key: String,
         value: String,
     ) -> wasmtime::Result<()> {
