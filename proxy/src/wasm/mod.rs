@@ -37,9 +37,14 @@ pub use exchange::{FilterSet, MAX_DELAY};
 pub use host::callout::{
     CalloutClient, CalloutFailure, MAX_CALLOUT_RESPONSE_BYTES, MAX_CALLOUT_TIMEOUT, NoClusters,
 };
-pub use host::kv::{KvClock, KvEntry, KvError, KvStore, MonotonicClock};
+pub use host::kv::{
+    KvClock, KvEntry, KvError, KvStore, MAX_ENTRIES, MAX_KEY_BYTES, MAX_VALUE_BYTES, MonotonicClock,
+};
 pub use host::log::TARGET as LOG_TARGET;
-pub use host::metrics::{HistogramSnapshot, MetricKey, MetricsRegistry, MetricsSnapshot};
+pub use host::metrics::{
+    HISTOGRAM_BUCKETS, HOST_PREFIX, HistogramSnapshot, MAX_LABELS, MAX_SERIES_PER_FILTER,
+    MetricKey, MetricsRegistry, MetricsSnapshot,
+};
 pub use instance::{ACQUIRE_WAIT, CONFIGURE_CPU, RECYCLE_AFTER_USES};
 pub use module::HANDLER_EXPORT;
 pub use runtime::{EPOCH_TICK, RuntimeOptions, RuntimeShared, WasmRuntime};
