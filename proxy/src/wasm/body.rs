@@ -26,7 +26,7 @@ use crate::body::{BoxError, ProxyBody};
 use crate::phases::HookError;
 use crate::wasm::bindings::weir::filter::types::{Action, BodyMode};
 use crate::wasm::error::CallFailure;
-use crate::wasm::exchange::{ActiveFilter, MAX_DELAY};
+use crate::wasm::filter_set::{ActiveFilter, MAX_DELAY};
 use crate::wasm::host::{ExchangeData, Phase};
 use crate::wasm::instance::{FilterHandle, PhaseCall};
 

@@ -13,7 +13,8 @@
 //! - `instance`: configured instances, phase calls, CPU and memory limits.
 //! - `pool`: the bounded pool of reusable instances.
 //! - `chain`: planning each route's chain from the config.
-//! - `exchange`: [`FilterSet`] and the per-exchange chain driver.
+//! - `filter_set`: [`FilterSet`]: loading a config generation's filters.
+//! - `exchange`: the per-exchange chain driver.
 //! - `body`: body phases as a body wrapper.
 //! - `host`: the host side of every import (`http`, `kv`, `metrics`, `log`,
 //!   `callout`, `clock`, `random`).
@@ -23,6 +24,7 @@ mod body;
 mod chain;
 mod error;
 mod exchange;
+mod filter_set;
 pub(crate) mod host;
 mod instance;
 #[cfg(test)]
@@ -33,7 +35,7 @@ mod runtime;
 
 pub use body::{BodyDirection, FilterBodyError};
 pub use error::{FilterLoadError, RuntimeError};
-pub use exchange::{FilterSet, MAX_DELAY};
+pub use filter_set::{FilterSet, MAX_DELAY};
 pub use host::callout::{
     CalloutClient, CalloutFailure, MAX_CALLOUT_RESPONSE_BYTES, MAX_CALLOUT_TIMEOUT, NoClusters,
 };
