@@ -97,6 +97,10 @@ pub use filter::{Action, BodyMode, Filter, FilterInfo, LocalResponse, Phases, Su
 /// exports. Put it on exactly one impl block per crate.
 pub use weir_sdk_macros::filter;
 
+/// The `serde_json` the SDK parses configurations with (for
+/// `type Config = weir_sdk::serde_json::Value;` and friends).
+pub use serde_json;
+
 /// The `wit-bindgen` version the SDK is built with, so filters never need
 /// their own (and can never mismatch it).
 pub use wit_bindgen;
