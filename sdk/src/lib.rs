@@ -50,14 +50,14 @@
 //!
 //! # Host services
 //!
-//! [`log`], [`metrics`], [`kv`], [`http::call`] (HTTP callouts to a cluster),
+//! [`log`](mod@log), [`metrics`], [`kv`], [`http::call`] (HTTP callouts to a cluster),
 //! [`time`] and [`random`] are provided by the proxy. Calls that the proxy
 //! may refuse return [`Result`]; nothing in the SDK panics on a host error.
 //!
 //! # Testing
 //!
 //! On any target other than `wasm32`, the same API runs against an in-memory
-//! host: [`testing`] loads a filter exactly as the proxy does and lets a plain
+//! host: `weir_sdk::testing` (native targets only) loads a filter exactly as the proxy does and lets a plain
 //! `cargo test` drive its phases and inspect the KV store, metrics and logs.
 
 #![warn(missing_docs)]

@@ -1,7 +1,7 @@
 //! Time, as the proxy sees it.
 //!
 //! Use these rather than `std::time`: the proxy's clock is the one its logs
-//! and metrics use, and the [test harness](crate::testing) can set it.
+//! and metrics use, and the test harness (`weir_sdk::testing`) can set it.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,5 +1,5 @@
 //! Where SDK calls go: the proxy's WIT imports when compiled to `wasm32`, an
-//! in-memory host (driven by [`crate::testing`]) everywhere else.
+//! in-memory host (driven by `crate::testing`) everywhere else.
 //!
 //! Both backends offer the same functions and the same handle types
 //! (`RequestRef`, `ResponseRef`, `BodyRef`) with the same methods, so the

@@ -4,7 +4,7 @@
 //! one. [`load`] configures a filter exactly as the proxy does (same JSON
 //! parsing, same errors, same phase detection); [`Loaded`] then calls its
 //! hooks on test [`Request`]s, [`Response`]s and [`Body`]s. The services
-//! ([`crate::kv`], [`crate::metrics`], [`crate::log`], [`crate::http::call`],
+//! ([`crate::kv`], [`crate::metrics`], [`crate::log`](mod@crate::log), [`crate::http::call`],
 //! [`crate::time`], [`crate::random`]) work too, and this module lets a test
 //! set them up and inspect them: [`kv()`], [`metrics()`], [`logs()`],
 //! [`mock_callout`], [`set_time`], [`seed_random`].
