@@ -120,4 +120,10 @@ pub mod __private {
 
     #[cfg(target_arch = "wasm32")]
     pub use crate::backend::exports::Exports;
+
+    /// `configure` for `F`, so that on native targets (where nothing is
+    /// exported) the filter type still counts as used.
+    pub fn configure_for<F: crate::Filter>(config_json: &str) -> crate::Result<crate::FilterInfo> {
+        crate::configure::configure::<F>(config_json).map(|(_, info)| info)
+    }
 }

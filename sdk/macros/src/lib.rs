@@ -112,8 +112,16 @@ fn expand(mut item: ItemImpl) -> syn::Result<TokenStream2> {
             );
         };
     };
+    // Natively nothing is exported; referencing `configure` for the type
+    // keeps a private filter type from being reported as dead code.
+    let native_use = quote_spanned! {self_ty.span()=>
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn(&str) -> ::weir_sdk::Result<::weir_sdk::FilterInfo> =
+            ::weir_sdk::__private::configure_for::<#self_ty>;
+    };
     Ok(quote! {
         #item
         #export
+        #native_use
     })
 }
