@@ -59,8 +59,12 @@ struct FilterCrate {
 }
 
 fn main() -> Result<()> {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?);
-    let root = manifest_dir.parent().context("tests/ has no parent directory")?.to_path_buf();
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?);
+    let root = manifest_dir
+        .parent()
+        .context("tests/ has no parent directory")?
+        .to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR")?);
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
 
@@ -113,7 +117,13 @@ fn check_wasm_target_installed() -> Result<()> {
 /// error (it would silently never be built or tested).
 fn discover_filters(cargo: &OsString, root: &Path) -> Result<Vec<FilterCrate>> {
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+        ])
         .arg(root.join("Cargo.toml"))
         .output()
         .context("running cargo metadata")?;
@@ -122,19 +132,35 @@ fn discover_filters(cargo: &OsString, root: &Path) -> Result<Vec<FilterCrate>> {
         "cargo metadata failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
 
     let wanted_dirs: BTreeSet<PathBuf> = FILTER_CRATE_DIRS.iter().map(|d| root.join(d)).collect();
     let wanted_parents: Vec<PathBuf> = FILTER_PARENT_DIRS.iter().map(|d| root.join(d)).collect();
     let mut filters = Vec::new();
-    for pkg in meta["packages"].as_array().context("metadata: no packages")? {
-        let manifest = PathBuf::from(pkg["manifest_path"].as_str().context("metadata: manifest_path")?);
-        let dir = manifest.parent().context("manifest without directory")?.to_path_buf();
-        let in_parent = dir.parent().is_some_and(|p| wanted_parents.iter().any(|w| w == p));
+    for pkg in meta["packages"]
+        .as_array()
+        .context("metadata: no packages")?
+    {
+        let manifest = PathBuf::from(
+            pkg["manifest_path"]
+                .as_str()
+                .context("metadata: manifest_path")?,
+        );
+        let dir = manifest
+            .parent()
+            .context("manifest without directory")?
+            .to_path_buf();
+        let in_parent = dir
+            .parent()
+            .is_some_and(|p| wanted_parents.iter().any(|w| w == p));
         if !wanted_dirs.contains(&dir) && !in_parent {
             continue;
         }
-        let package = pkg["name"].as_str().context("metadata: package name")?.to_string();
+        let package = pkg["name"]
+            .as_str()
+            .context("metadata: package name")?
+            .to_string();
         let lib_name = pkg["targets"]
             .as_array()
             .into_iter()
@@ -145,12 +171,18 @@ fn discover_filters(cargo: &OsString, root: &Path) -> Result<Vec<FilterCrate>> {
                 format!("filter crate `{package}` has no cdylib target: add `[lib] crate-type = [\"cdylib\", \"rlib\"]`")
             })?
             .to_string();
-        filters.push(FilterCrate { package, lib_name, dir });
+        filters.push(FilterCrate {
+            package,
+            lib_name,
+            dir,
+        });
     }
 
     let members: BTreeSet<&Path> = filters.iter().map(|f| f.dir.as_path()).collect();
     for parent in &wanted_parents {
-        let Ok(entries) = fs::read_dir(parent) else { continue };
+        let Ok(entries) = fs::read_dir(parent) else {
+            continue;
+        };
         for entry in entries {
             let dir = entry?.path();
             if dir.join("Cargo.toml").exists() && !members.contains(dir.as_path()) {
@@ -170,28 +202,44 @@ fn discover_filters(cargo: &OsString, root: &Path) -> Result<Vec<FilterCrate>> {
 /// build's target directory, recovered from
 /// `OUT_DIR = <target>[/<triple>]/<profile>/build/<pkg>-<hash>/out`.
 fn wasm_target_dir(out_dir: &Path, root: &Path) -> Result<PathBuf> {
-    let profile_dir = out_dir.ancestors().nth(3).context("unexpected OUT_DIR layout")?;
+    let profile_dir = out_dir
+        .ancestors()
+        .nth(3)
+        .context("unexpected OUT_DIR layout")?;
     let mut target = profile_dir.parent().context("unexpected OUT_DIR layout")?;
     if let Ok(triple) = env::var("TARGET")
         && target.file_name().is_some_and(|n| n == triple.as_str())
     {
         target = target.parent().context("unexpected OUT_DIR layout")?;
     }
-    let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(target.join("wasm-filters").join(format!("{name}-{:016x}", fnv1a(root))))
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(target
+        .join("wasm-filters")
+        .join(format!("{name}-{:016x}", fnv1a(root))))
 }
 
 /// A stable hash of a path (FNV-1a), to tell checkouts apart.
 fn fnv1a(path: &Path) -> u64 {
-    path.to_string_lossy().bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    path.to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
 fn build(cargo: &OsString, root: &Path, target_dir: &Path, filters: &[FilterCrate]) -> Result<()> {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        .args(["build", "--release", "--target", WASM_TARGET, "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            WASM_TARGET,
+            "--manifest-path",
+        ])
         .arg(root.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target_dir);
@@ -203,13 +251,25 @@ fn build(cargo: &OsString, root: &Path, target_dir: &Path, filters: &[FilterCrat
     }
     eprintln!("running: {cmd:?}");
     let status = cmd.status().context("running the nested cargo build")?;
-    ensure!(status.success(), "building the Wasm filters failed ({status}); see the cargo output above");
+    ensure!(
+        status.success(),
+        "building the Wasm filters failed ({status}); see the cargo output above"
+    );
     Ok(())
 }
 
 /// `hello-filter` → `HELLO_FILTER`.
 fn const_name(package: &str) -> String {
-    package.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+    package
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn artifacts_rs(filters: &[FilterCrate], release_dir: &Path) -> Result<String> {
@@ -217,10 +277,23 @@ fn artifacts_rs(filters: &[FilterCrate], release_dir: &Path) -> Result<String> {
     let mut all = String::new();
     for f in filters {
         let wasm = release_dir.join(format!("{}.wasm", f.lib_name));
-        ensure!(wasm.exists(), "the build did not produce {}", wasm.display());
+        ensure!(
+            wasm.exists(),
+            "the build did not produce {}",
+            wasm.display()
+        );
         let name = const_name(&f.package);
-        writeln!(code, "/// The `{}` component ({}).", f.package, f.dir.display())?;
-        writeln!(code, "pub const {name}: &str = {:?};", wasm.display().to_string())?;
+        writeln!(
+            code,
+            "/// The `{}` component ({}).",
+            f.package,
+            f.dir.display()
+        )?;
+        writeln!(
+            code,
+            "pub const {name}: &str = {:?};",
+            wasm.display().to_string()
+        )?;
         writeln!(all, "    ({:?}, {name}),", f.package)?;
     }
     writeln!(code, "\n/// Every filter component: (crate name, path).")?;

@@ -21,12 +21,19 @@ mod tests {
 
     #[test]
     fn every_artifact_is_a_wasm_component() {
-        assert!(ALL.len() >= 16, "expected the example and the test filters, got {ALL:?}");
+        assert!(
+            ALL.len() >= 16,
+            "expected the example and the test filters, got {ALL:?}"
+        );
         for (name, path) in ALL {
             let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{name}: {path}: {e}"));
             // `\0asm`, then the component-model layer (a core module has version 1, layer 0).
             assert_eq!(&bytes[..4], b"\0asm", "{name} is not Wasm");
-            assert_eq!(&bytes[4..8], &[0x0d, 0x00, 0x01, 0x00], "{name} is not a component");
+            assert_eq!(
+                &bytes[4..8],
+                &[0x0d, 0x00, 0x01, 0x00],
+                "{name} is not a component"
+            );
         }
     }
 }
