@@ -123,7 +123,7 @@ pub fn choose(
         config
             .delay
             .as_ref()
-            .and_then(|d| chance(d.percentage, delay_draw).then(|| d.duration.as_millis() as u32))
+            .and_then(|d| chance(d.percentage, delay_draw).then_some(d.duration.as_millis() as u32))
     };
     delay_ms.map(Fault::Delay)
 }
