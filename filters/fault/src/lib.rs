@@ -7,3 +7,7 @@
 
 pub mod config;
 pub mod plan;
+
+mod filter;
+
+pub use filter::Fault;
