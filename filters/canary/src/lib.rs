@@ -8,3 +8,7 @@
 pub mod assign;
 pub mod config;
 pub mod state;
+
+mod filter;
+
+pub use filter::Canary;
