@@ -16,3 +16,10 @@ pub mod reason;
 
 #[cfg(test)]
 mod test_keys;
+
+mod filter;
+
+pub use filter::Authz;
+
+#[cfg(test)]
+mod filter_tests;
