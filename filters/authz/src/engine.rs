@@ -208,12 +208,7 @@ impl Authorizer {
         static_keys: &[KeyEntry],
     ) -> Result<(), Reason> {
         let cache = self.cache();
-        if static_keys.is_empty() {
-            return jwt::verify_signature(token, cache.keys());
-        }
-        let mut keys = static_keys.to_vec();
-        keys.extend_from_slice(cache.keys());
-        jwt::verify_signature(token, &keys)
+        jwt::verify_signature_any(token, static_keys.iter().chain(cache.keys()))
     }
 
     fn unavailable_if_no_keys(

@@ -72,18 +72,24 @@ pub fn parse(token: &str) -> Result<ParsedToken<'_>, Reason> {
 /// key that fits the algorithm is tried. A key fits when its type matches the
 /// algorithm and its pinned `alg`, if any, is the token's.
 pub fn verify_signature(token: &ParsedToken<'_>, keys: &[KeyEntry]) -> Result<(), Reason> {
+    verify_signature_any(token, keys.iter())
+}
+
+/// [`verify_signature`] over keys from several places (inline keys and a
+/// fetched JWKS) without copying them.
+pub fn verify_signature_any<'k>(
+    token: &ParsedToken<'_>,
+    keys: impl Iterator<Item = &'k KeyEntry>,
+) -> Result<(), Reason> {
     let mut candidates: Vec<&KeyEntry> = match &token.kid {
         Some(kid) => {
-            let named: Vec<&KeyEntry> = keys
-                .iter()
-                .filter(|k| k.kid.as_deref() == Some(kid))
-                .collect();
+            let named: Vec<&KeyEntry> = keys.filter(|k| k.kid.as_deref() == Some(kid)).collect();
             if named.is_empty() {
                 return Err(Reason::UnknownKid);
             }
             named
         }
-        None => keys.iter().collect(),
+        None => keys.collect(),
     };
     candidates.retain(|k| k.accepts(token.alg));
     if candidates.is_empty() {

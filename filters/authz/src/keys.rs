@@ -62,8 +62,8 @@ impl Alg {
 pub enum KeyMaterial {
     /// A shared HMAC secret (HS256/384/512).
     Hmac(Vec<u8>),
-    /// An RSA public key (RS256).
-    Rsa(Box<RsaPublicKey>),
+    /// An RSA public key (RS256), ready to verify (built once, not per request).
+    Rsa(Box<rsa::pkcs1v15::VerifyingKey<Sha256>>),
     /// A P-256 public key (ES256).
     Ec(Box<p256::ecdsa::VerifyingKey>),
 }
@@ -73,7 +73,10 @@ impl std::fmt::Debug for KeyMaterial {
         // Never print secrets.
         match self {
             KeyMaterial::Hmac(s) => write!(f, "Hmac({} bytes)", s.len()),
-            KeyMaterial::Rsa(k) => write!(f, "Rsa({} bits)", k.size() * 8),
+            KeyMaterial::Rsa(k) => {
+                let key: &RsaPublicKey = (**k).as_ref();
+                write!(f, "Rsa({} bits)", key.size() * 8)
+            }
             KeyMaterial::Ec(_) => f.write_str("Ec(P-256)"),
         }
     }
@@ -111,9 +114,7 @@ impl KeyMaterial {
                 let Ok(sig) = rsa::pkcs1v15::Signature::try_from(signature) else {
                     return false;
                 };
-                rsa::pkcs1v15::VerifyingKey::<Sha256>::new((**key).clone())
-                    .verify(message, &sig)
-                    .is_ok()
+                key.verify(message, &sig).is_ok()
             }
             (KeyMaterial::Ec(key), Alg::Es256) => {
                 // JWS carries ES256 signatures as raw r||s (64 bytes), not DER.
@@ -218,7 +219,9 @@ fn rsa_checked(key: RsaPublicKey) -> Result<KeyMaterial, String> {
             "RSA key is {bits} bits; at least {MIN_RSA_BITS} are required"
         ));
     }
-    Ok(KeyMaterial::Rsa(Box::new(key)))
+    Ok(KeyMaterial::Rsa(Box::new(
+        rsa::pkcs1v15::VerifyingKey::new(key),
+    )))
 }
 
 fn b64_field(value: &Option<String>, name: &str) -> Result<Vec<u8>, String> {

@@ -4,6 +4,8 @@
 //! The decision logic lives in SDK-independent modules (tested natively);
 //! the filter glue maps the SDK's request and host calls onto [`engine`].
 
+#![warn(missing_docs)]
+
 pub mod apikey;
 pub mod config;
 pub mod engine;

@@ -5,6 +5,8 @@
 //! Assignment and rollout state are SDK-independent ([`assign`], [`state`]);
 //! the filter glue applies them through the SDK.
 
+#![warn(missing_docs)]
+
 pub mod assign;
 pub mod config;
 pub mod state;

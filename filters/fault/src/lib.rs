@@ -5,6 +5,8 @@
 //! The choice of fault is SDK-independent ([`plan`]); the filter glue applies
 //! it through the SDK.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod plan;
 
