@@ -3,7 +3,7 @@
 //!
 //! Filters are the workspace members in `examples/hello-filter`,
 //! `tests/filters/*` and `filters/*`. They are built in one nested
-//! `cargo build --release --target wasm32-wasip2` into a target directory of
+//! `cargo build --profile filter --target wasm32-wasip2` into a target directory of
 //! their own (`<target>/wasm-filters/<workspace-id>`), so the nested cargo
 //! never waits on the lock the outer build holds, and two checkouts sharing
 //! a target directory never overwrite each other's components.
@@ -24,6 +24,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail, ensure};
 
 const WASM_TARGET: &str = "wasm32-wasip2";
+/// The cargo profile guests are built with (root Cargo.toml: small, stripped, optimised).
+const GUEST_PROFILE: &str = "filter";
 
 /// Directories whose crates are filters: exact crate dirs and parents of crate dirs.
 const FILTER_CRATE_DIRS: &[&str] = &["examples/hello-filter"];
@@ -80,7 +82,7 @@ fn main() -> Result<()> {
     let target_dir = wasm_target_dir(&out_dir, &root)?;
     build(&cargo, &root, &target_dir, &filters)?;
 
-    let release_dir = target_dir.join(WASM_TARGET).join("release");
+    let release_dir = target_dir.join(WASM_TARGET).join(GUEST_PROFILE);
     let code = artifacts_rs(&filters, &release_dir)?;
     fs::write(out_dir.join("artifacts.rs"), code).context("writing artifacts.rs")?;
     Ok(())
@@ -235,7 +237,8 @@ fn build(cargo: &OsString, root: &Path, target_dir: &Path, filters: &[FilterCrat
     cmd.current_dir(root)
         .args([
             "build",
-            "--release",
+            "--profile",
+            GUEST_PROFILE,
             "--target",
             WASM_TARGET,
             "--manifest-path",

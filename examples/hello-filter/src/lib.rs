@@ -13,8 +13,8 @@
 //!       response_header: x-hello-filter   # optional
 //! ```
 //!
-//! Build: `cargo build --target wasm32-wasip2 --release -p hello-filter`
-//! → `target/wasm32-wasip2/release/hello_filter.wasm`.
+//! Build (in this workspace): `cargo build --profile filter --target wasm32-wasip2 -p hello-filter`
+//! → `target/wasm32-wasip2/filter/hello_filter.wasm`.
 
 use weir_sdk::prelude::*;
 
