@@ -32,7 +32,9 @@ fn build() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
-        .args(["build", "--quiet", "-p", "weir-proxy", "--bin", "weir"])
+        // `--workspace` resolves features the way `cargo test --workspace`
+        // does, so the build reuses the test run's dependencies.
+        .args(["build", "--quiet", "--workspace", "--bin", "weir"])
         .env("CARGO_TARGET_DIR", target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     match profile {
