@@ -132,7 +132,10 @@ async fn too_large_head_is_431() {
     assert_eq!(upstream.requests(), 1);
 
     // HTTP/2: the header list limit is announced in SETTINGS and enforced by h2.
-    let request = Request::get(proxy.url("/")).header("x-big", big).body(body::empty()).unwrap();
+    let request = Request::get(proxy.url("/"))
+        .header("x-big", big)
+        .body(body::empty())
+        .unwrap();
     let response = client::http2().send(request).await;
     assert_eq!(response.status, 431);
     assert_eq!(upstream.requests(), 1);
@@ -329,4 +332,34 @@ async fn expect_continue_is_answered_by_the_proxy() {
     let answer = read_until_closed(&mut stream).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.ends_with("expect=false body=hello"), "{answer}");
+}
+
+#[tokio::test]
+async fn an_upgrade_that_does_not_switch_closes_the_connection() {
+    let upstream = upstream().await;
+    let proxy = proxy::new()
+        .upstream("app", &upstream)
+        .config(FORWARD)
+        .run()
+        .await;
+    // The upstream answers the upgrade request with a plain 200; the proxy
+    // then ends the connection, so nothing after that head is read as HTTP
+    // by a server that has stopped checking its framing.
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nhost: a\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n\
+              POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert_eq!(
+        answer.matches("HTTP/1.1 ").count(),
+        1,
+        "the second request is never served: {answer}"
+    );
+    assert_eq!(upstream.requests(), 1);
 }

@@ -20,7 +20,7 @@ mod validate;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{Request, Response, Version};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
@@ -61,6 +61,11 @@ pub async fn handle(
     let checked = validate_request(&head, ambiguous_length, &runtime.config.limits);
 
     let upgrade = head.version == Version::HTTP_11 && headers::is_upgrade_request(&head.headers);
+    // After a head that may switch protocols, the server stops following
+    // HTTP/1 framing on the connection (what comes next could be a tunnel),
+    // so unless it does switch, the connection ends with this exchange.
+    let close_unless_switched = head.version <= Version::HTTP_11
+        && (head.headers.contains_key(header::UPGRADE) || head.method == Method::CONNECT);
     headers::strip_hop_by_hop(&mut head.headers, upgrade);
     let request_id = headers::ensure_request_id(&mut head.headers);
     headers::set_forwarded(&mut head.headers, downstream.peer.ip(), downstream.scheme);
@@ -72,9 +77,14 @@ pub async fn handle(
         uri = %head.uri,
     );
     let mut exchange = exchange::Exchange::new(&runtime, downstream, request_id, in_flight);
-    let response = match checked {
+    let mut response = match checked {
         Ok(()) => exchange.run(head, body, upgrade).instrument(span).await,
         Err(err) => span.in_scope(|| err.into_response()),
     };
+    if close_unless_switched && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     exchange.finish(response)
 }
