@@ -215,3 +215,51 @@ async fn drain_waits_for_open_websockets() {
     drop(socket);
     assert_eq!(proxy.handle.wait().await, ShutdownOutcome::Drained);
 }
+
+#[tokio::test]
+async fn serves_on_every_listener() {
+    let proxy = proxy::new()
+        .config(
+            r#"
+listeners:
+  - { name: one, address: "127.0.0.1:0" }
+  - { name: two, address: "127.0.0.1:0" }
+virtual_hosts:
+  - name: all
+    domains: ["*"]
+    routes:
+      - direct_response: { status: 200, body: hi }
+"#,
+        )
+        .run()
+        .await;
+    let addrs = proxy.handle.local_addrs().to_vec();
+    assert_eq!(addrs.len(), 2);
+    assert_ne!(addrs[0], addrs[1]);
+    for addr in addrs {
+        assert_eq!(
+            client::http1().get(&format!("http://{addr}/")).await.text(),
+            "hi"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_taken_port_is_a_clear_start_error() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = taken.local_addr().unwrap();
+    let config = proxy::new()
+        .config(format!(
+            "listeners:\n  - {{ name: public, address: \"{address}\" }}\n\
+             virtual_hosts:\n  - name: all\n    domains: [\"*\"]\n    routes:\n      - direct_response: {{ status: 200 }}\n"
+        ))
+        .load();
+    let err = weir_proxy::server::start(Runtime::without_filters(config).unwrap())
+        .await
+        .expect_err("the port is taken");
+    let message = err.to_string();
+    assert!(
+        message.contains("public") && message.contains(&address.to_string()),
+        "{message}"
+    );
+}
