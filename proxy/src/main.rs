@@ -2,15 +2,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use weir_proxy::config::{self, Config};
-use weir_proxy::phases::HooksFactory;
-use weir_proxy::proxy::{NoFilters, Runtime};
+use weir_proxy::proxy::Runtime;
 use weir_proxy::server::{self, ShutdownOutcome};
 use weir_proxy::telemetry::{self, LogFormat};
+use weir_proxy::wasm::{RuntimeOptions, WasmRuntime};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -149,8 +148,11 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting weir");
     // Before binding: a signal that arrives once we are listening must not kill us.
     let mut signals = Signals::install()?;
-    let hooks = hooks_for(&config)?;
-    let runtime = Runtime::new(config, hooks).context("building the proxy from the config")?;
+    let wasm = WasmRuntime::new(RuntimeOptions::from_config(&config.wasm))
+        .context("starting the WebAssembly runtime")?;
+    let runtime = Runtime::build(config, &wasm)
+        .await
+        .context("building the proxy from the config")?;
     let handle = server::start(runtime).await?;
     tracing::info!("ready");
 
@@ -170,21 +172,6 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
-}
-
-/// The extension hooks for `config`. Filters need the Wasm host; until it is
-/// wired in here, a config that names filters is refused rather than run
-/// without them (an authorization filter silently skipped is worse than no start).
-fn hooks_for(config: &Config) -> anyhow::Result<Arc<dyn HooksFactory>> {
-    let route_filters = config
-        .virtual_hosts
-        .iter()
-        .flat_map(|vh| &vh.routes)
-        .any(|route| route.filters.iter().any(|f| !f.disabled));
-    if !config.filters.is_empty() || route_filters {
-        bail!("this build of weir cannot run Wasm filters yet; remove `filters` from the config");
-    }
-    Ok(Arc::new(NoFilters))
 }
 
 /// SIGTERM and SIGINT, caught.

@@ -10,6 +10,7 @@
 //! Bodies stream both ways with backpressure and are never buffered here.
 //! Every error becomes a response in [`crate::error`].
 
+mod callouts;
 mod exchange;
 pub mod headers;
 mod runtime;
@@ -26,6 +27,7 @@ use tracing::Instrument;
 
 use crate::server::{ConnState, DrainGuard, ShutdownSignal};
 
+pub use callouts::UpstreamCallouts;
 pub use runtime::{NoFilters, Runtime, RuntimeError};
 pub use tracked_body::{CountingBody, ResponseBody};
 pub use validate::validate_request;

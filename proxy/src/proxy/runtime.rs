@@ -6,6 +6,9 @@ use crate::config::Config;
 use crate::phases::{ExchangeHooks, HooksFactory};
 use crate::routing::{RouteId, Router, RoutingError};
 use crate::upstream::{UpstreamError, Upstreams};
+use crate::wasm::{FilterLoadError, FilterSet, WasmRuntime};
+
+use super::callouts::UpstreamCallouts;
 
 /// Everything a request needs from the configuration: the config itself, the
 /// compiled routes, the upstream clusters and the extension hooks.
@@ -47,6 +50,9 @@ pub enum RuntimeError {
     /// The clusters could not be set up.
     #[error("clusters: {0}")]
     Upstream(#[from] UpstreamError),
+    /// A filter could not be loaded (bad module, contract mismatch, rejected config).
+    #[error("filters: {0}")]
+    Filters(#[from] FilterLoadError),
 }
 
 impl Runtime {
@@ -60,6 +66,24 @@ impl Runtime {
             router,
             upstreams,
             hooks,
+        })
+    }
+
+    /// Compile `config` with its Wasm filter chains: routes, clusters, and
+    /// every filter compiled, checked against the contract and configured.
+    /// Filter callouts go through this generation's clusters. Nothing is
+    /// returned half-built: any failure leaves the caller's current runtime
+    /// untouched. Must run inside a tokio runtime.
+    pub async fn build(config: Config, wasm: &WasmRuntime) -> Result<Self, RuntimeError> {
+        let router = Router::new(&config)?;
+        let upstreams = Arc::new(Upstreams::new(&config)?);
+        let callouts = Arc::new(UpstreamCallouts::new(Arc::clone(&upstreams)));
+        let filters = FilterSet::load(wasm, &config, callouts).await?;
+        Ok(Self {
+            config: Arc::new(config),
+            router,
+            upstreams,
+            hooks: Arc::new(filters),
         })
     }
 
