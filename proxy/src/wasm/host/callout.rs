@@ -4,7 +4,7 @@
 //! The call suspends the guest (its fiber), not the worker thread, and the
 //! time spent waiting does not count against the filter's CPU limit.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -135,14 +135,14 @@ impl wit::Host for HostState {
             Ok(request) => request,
             Err(why) => return Ok(Err(wit::CalloutError::InvalidRequest(why))),
         };
-        let waiting = Instant::now();
+        // The guest is suspended while the call is in flight: waiting is not CPU time.
+        self.cpu.suspend();
         let sent = self.callouts.call(&cluster, request, timeout);
         let result = match tokio::time::timeout(timeout, sent).await {
             Ok(result) => result,
             Err(_) => Err(CalloutFailure::Timeout),
         };
-        // The guest was suspended: waiting is not CPU time.
-        self.cpu.suspended += waiting.elapsed();
+        self.cpu.resume();
         let response = match result {
             Ok(response) => response,
             Err(failure) => return Ok(Err(failure.into())),

@@ -16,7 +16,7 @@ pub(crate) mod metrics;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
@@ -112,21 +112,39 @@ pub(crate) struct ExchangeData {
     pub(crate) phase: Phase,
 }
 
-/// CPU time accounting for the current call: wall time minus the time the
-/// guest spent suspended in async host calls (callouts).
+/// CPU time accounting for the current call, from the thread's CPU clock.
+///
+/// A call runs on a fiber; while the fiber runs it owns its thread, so the
+/// thread's CPU clock advances only for the guest (and the host functions it
+/// calls). When the guest is suspended in an async host call (a callout) the
+/// meter is paused, and it resumes on whichever thread picks the fiber up
+/// again. Time the thread spends preempted on a loaded machine is not
+/// counted: a healthy filter is never failed because the machine is busy.
+/// The epoch ticker only decides how often the meter is looked at.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CpuMeter {
     pub(crate) limit: Duration,
-    pub(crate) started: Instant,
-    pub(crate) suspended: Duration,
+    /// CPU time used in segments that have ended (before suspensions).
+    used_before: Duration,
+    /// The thread CPU clock when the current segment started; `None` while suspended.
+    segment_start: Option<Duration>,
+}
+
+/// This thread's CPU clock.
+fn thread_cpu_now() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
 }
 
 impl CpuMeter {
     fn new() -> Self {
         CpuMeter {
             limit: Duration::ZERO,
-            started: Instant::now(),
-            suspended: Duration::ZERO,
+            used_before: Duration::ZERO,
+            segment_start: None,
         }
     }
 
@@ -134,15 +152,37 @@ impl CpuMeter {
     pub(crate) fn start(&mut self, limit: Duration) {
         *self = CpuMeter {
             limit,
-            started: Instant::now(),
-            suspended: Duration::ZERO,
+            used_before: Duration::ZERO,
+            segment_start: Some(thread_cpu_now()),
         };
+    }
+
+    /// The guest is about to be suspended (an async host call): stop counting.
+    pub(crate) fn suspend(&mut self) {
+        if let Some(start) = self.segment_start.take() {
+            self.used_before += thread_cpu_now().saturating_sub(start);
+        }
+    }
+
+    /// The guest runs again, possibly on another thread: count from here.
+    pub(crate) fn resume(&mut self) {
+        self.segment_start = Some(thread_cpu_now());
+    }
+
+    /// CPU time used by this call so far.
+    pub(crate) fn used(&self) -> Duration {
+        let running = self
+            .segment_start
+            .map(|start| thread_cpu_now().saturating_sub(start))
+            .unwrap_or_default();
+        self.used_before + running
     }
 
     /// CPU time left, or `None` when the limit is used up.
     pub(crate) fn remaining(&self) -> Option<Duration> {
-        let used = self.started.elapsed().saturating_sub(self.suspended);
-        self.limit.checked_sub(used).filter(|left| !left.is_zero())
+        self.limit
+            .checked_sub(self.used())
+            .filter(|left| !left.is_zero())
     }
 }
 
@@ -201,3 +241,52 @@ impl WasiView for HostState {
 }
 
 impl types::Host for HostState {}
+
+#[cfg(test)]
+mod cpu_meter_tests {
+    use super::*;
+
+    /// Burn CPU on this thread until its CPU clock advanced by `amount`.
+    fn spin_for(amount: Duration) {
+        let start = thread_cpu_now();
+        let mut x = 0u64;
+        while thread_cpu_now().saturating_sub(start) < amount {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+
+    #[test]
+    fn a_busy_call_runs_out_of_cpu() {
+        let mut meter = CpuMeter::new();
+        meter.start(Duration::from_millis(5));
+        assert!(meter.remaining().is_some());
+        spin_for(Duration::from_millis(6));
+        assert_eq!(meter.remaining(), None);
+    }
+
+    #[test]
+    fn time_suspended_is_not_cpu_time() {
+        let mut meter = CpuMeter::new();
+        meter.start(Duration::from_millis(20));
+        spin_for(Duration::from_millis(2));
+        meter.suspend();
+        let frozen = meter.used();
+        // CPU burnt by this thread for other work while the guest waits.
+        spin_for(Duration::from_millis(30));
+        assert_eq!(meter.used(), frozen, "a suspended meter does not move");
+        meter.resume();
+        assert!(
+            meter.remaining().is_some(),
+            "other work was not charged to the guest"
+        );
+    }
+
+    #[test]
+    fn sleeping_is_not_cpu_time() {
+        let mut meter = CpuMeter::new();
+        meter.start(Duration::from_millis(5));
+        // Wall time passes (as when the machine is loaded), CPU does not.
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(meter.remaining().is_some());
+    }
+}
