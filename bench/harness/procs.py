@@ -50,12 +50,13 @@ class Proc:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
-    def tail(self, lines: int = 15) -> str:
+    def tail(self, lines: int = 4) -> str:
+        """The last lines of the process's output, on one line."""
         try:
-            text = self.log.read_text(errors="replace").splitlines()
+            text = [line.strip() for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
         except OSError:
             return "(no log)"
-        return "\n".join(text[-lines:]) or "(empty log)"
+        return " | ".join(text[-lines:]) or "(empty log)"
 
 
 def start(name: str, argv: list[str], log: Path, cpus: str | None = None,
@@ -142,7 +143,7 @@ def wait_for_port(proc: Proc, port: int, timeout: float) -> None:
     while True:
         if not proc.alive():
             raise HarnessError(f"{proc.name} exited with status {proc.popen.returncode} before "
-                               f"accepting on port {port}; last log lines ({proc.log}):\n{proc.tail()}")
+                               f"accepting on port {port}; its log {proc.log} ends: {proc.tail()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -150,7 +151,7 @@ def wait_for_port(proc: Proc, port: int, timeout: float) -> None:
             pass
         if time.monotonic() > deadline:
             raise HarnessError(f"{proc.name} did not accept on 127.0.0.1:{port} within {timeout:.0f}s; "
-                               f"last log lines ({proc.log}):\n{proc.tail()}")
+                               f"its log {proc.log} ends: {proc.tail()}")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.25)
 

@@ -85,8 +85,10 @@ def markdown(result: dict, specs: list[TargetSpec], load_list: list[Load]) -> st
         f"{s['warmup']} s wrk warm-up per target first. Figures: median (min–max) over rounds.",
         "- Loads: " + "; ".join(f"`{ld.key}` = {ld.title} ({_load_cmd(ld, s)})" for ld in load_list) + ".",
         f"- Upstream: `bench-upstream` (Rust, hyper), {s['upstream_threads']} thread(s), "
-        f"{s['body_bytes']}-byte body, keep-alive; its own figures are the `direct` row. "
-        "Every proxy talks HTTP/1.1 keep-alive to it.",
+        f"{s['body_bytes']}-byte body, keep-alive, on the load generator's core(s). Every proxy talks "
+        "HTTP/1.1 keep-alive to it. The `direct` row is a second instance of it placed like a proxy "
+        "(the proxy's cores, one thread per worker) and loaded directly: the ceiling a trivial "
+        "server reaches in that seat.",
         "- Header work: each filter adds one request header (`x-bench-req-N`) and one response "
         "header (`x-bench-resp-N`); checked once per target before measuring.",
         "- Proxy CPU µs/req: utime+stime of all the proxy's processes (from /proc) during the "

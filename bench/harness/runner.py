@@ -124,7 +124,7 @@ def run_phase(specs: list[TargetSpec], load_list: list[loads.Load], workers: int
                     try:
                         if not r.proc.alive():
                             raise HarnessError(f"{r.spec.key} died (status {r.proc.popen.returncode}); "
-                                               f"log {r.proc.log}:\n{r.proc.tail()}")
+                                               f"its log {r.proc.log} ends: {r.proc.tail()}")
                         res = measure(r, load, settings.duration, ctx, upstream)
                     except HarnessError as err:
                         unavailable[r.spec.key] = f"failed during round {rnd + 1}: {err}"
