@@ -109,6 +109,8 @@ build_all() {
 # ---- run ----------------------------------------------------------------
 
 PID_FILE=""
+HARNESS_PID=""
+forward() { [ -n "$HARNESS_PID" ] && kill -"$1" "$HARNESS_PID" 2>/dev/null || true; }
 cleanup() {
     # The harness stops its processes itself; this catches the case where it
     # was killed outright. Only process groups it recorded are signalled.
@@ -126,11 +128,24 @@ harness() {
     PID_FILE=$(mktemp "${TMPDIR:-/tmp}/weir-bench-pids.XXXXXX")
     export BENCH_PID_FILE=$PID_FILE
     trap cleanup EXIT
-    trap 'exit 130' INT TERM
     local python=python3
     [ -x "$VENV/bin/python" ] && python=$VENV/bin/python
     export BENCH_ENVOY_BIN=${BENCH_ENVOY_BIN:-$ENVOY_BIN}
-    PYTHONPATH=$BENCH_DIR "$python" -m harness "$@"
+    # In the background so that a signal to this script reaches the harness
+    # at once (bash runs traps only between commands); it then stops its
+    # processes and exits, and we report its status.
+    PYTHONPATH=$BENCH_DIR "$python" -m harness "$@" &
+    HARNESS_PID=$!
+    trap 'forward INT' INT
+    trap 'forward TERM' TERM
+    local rc
+    while :; do
+        rc=0
+        wait "$HARNESS_PID" || rc=$?
+        kill -0 "$HARNESS_PID" 2>/dev/null || break
+    done
+    HARNESS_PID=""
+    return "$rc"
 }
 
 prepare() {

@@ -130,8 +130,11 @@ def main(argv: list[str]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: stopping everything started", file=sys.stderr)
         return 130
+    except SystemExit as stop:
+        print(f"stopped by signal (status {stop.code}): stopping everything started", file=sys.stderr)
+        raise
     finally:
         procs.stop_all()
     print(path.read_text())

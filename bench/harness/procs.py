@@ -78,16 +78,18 @@ def start(name: str, argv: list[str], log: Path, cpus: str | None = None,
         out.close()
     proc = Proc(name=name, popen=popen, log=log, cpus=cpus)
     _started.append(proc)
-    if _pid_file is not None:
-        with open(_pid_file, "a") as f:
-            f.write(f"{popen.pid}\n")
+    _write_pid_file()
     return proc
+
+
+def _write_pid_file() -> None:
+    """Keep the pid file equal to the process groups still running."""
+    if _pid_file is not None:
+        _pid_file.write_text("".join(f"{p.pid}\n" for p in _started))
 
 
 def stop(proc: Proc, grace: float = 5.0) -> None:
     """SIGTERM the process group, then SIGKILL it if it lingers past `grace` seconds."""
-    if proc in _started:
-        _started.remove(proc)
     try:
         os.killpg(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -105,6 +107,9 @@ def stop(proc: Proc, grace: float = 5.0) -> None:
         proc.popen.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         pass
+    if proc in _started:
+        _started.remove(proc)
+        _write_pid_file()
 
 
 def stop_all() -> None:
@@ -114,11 +119,14 @@ def stop_all() -> None:
 
 
 def install_signal_handlers() -> None:
-    """Turn SIGTERM/SIGHUP into SystemExit so `finally` blocks stop the processes."""
+    """Turn SIGTERM/SIGHUP into SystemExit and make sure SIGINT raises
+    KeyboardInterrupt (a shell starts background jobs with SIGINT ignored),
+    so that `finally` blocks stop the processes."""
     def handler(signum, _frame):
         raise SystemExit(128 + signum)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def free_ports(count: int) -> list[int]:
