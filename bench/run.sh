@@ -5,6 +5,7 @@
 #   bench/run.sh            full run (BENCH_* variables tune it, see bench/README.md)
 #   bench/run.sh smoke      ~1 minute end-to-end check; numbers meaningless
 #   bench/run.sh scale      all scale checks (or scale-conns | scale-routes | scale-filters)
+#   bench/run.sh selftest   the harness's own unit tests (no proxies needed)
 #   bench/run.sh install    only install the tools
 #   bench/run.sh build      only build
 #
@@ -23,7 +24,7 @@ step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 warn() { printf 'run.sh: warning: %s\n' "$*" >&2; }
 die() { printf 'run.sh: error: %s\n' "$*" >&2; exit 1; }
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # ---- install ------------------------------------------------------------
 
@@ -166,6 +167,7 @@ case "$cmd" in
             export BENCH_DURATION=${BENCH_DURATION:-1} BENCH_ROUNDS=${BENCH_ROUNDS:-1} BENCH_WARMUP=${BENCH_WARMUP:-1}
         fi
         prepare; harness "$cmd" ;;
+    selftest) cd "$BENCH_DIR" && python3 -m unittest -v harness.test_harness ;;
     install) install_all ;;
     build) install_rust_targets; build_all ;;
     -h | --help | help) usage ;;

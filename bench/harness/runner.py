@@ -36,13 +36,13 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def cpu_sets(workers: int, pin: bool) -> tuple[str | None, str | None]:
+def cpu_sets(workers: int, pin: bool, ncpu: int | None = None) -> tuple[str | None, str | None]:
     """(proxy cpus, load generator + upstream cpus) for taskset, or None for unpinned.
 
     The proxy gets the last `workers` cores to itself; the load generator and
     the upstream share the rest. With no core left over, nothing is pinned.
     """
-    ncpu = os.cpu_count() or 1
+    ncpu = ncpu or os.cpu_count() or 1
     if not pin or workers >= ncpu:
         return None, None
     proxy = list(range(ncpu - workers, ncpu))

@@ -52,6 +52,9 @@ def chart(result: dict, specs: list[TargetSpec], load_list: list[Load]) -> str:
     y = 10.0
     body.append(f'<text x="10" y="{y + 18}" class="h">Weir benchmark — {escape(result["started"])}'
                 f'{" (smoke run: numbers meaningless)" if result.get("smoke") else ""}</text>')
+    body.append(f'<text x="10" y="{y + 34}" class="s" style="text-anchor:start">bars: median over '
+                f'{result["settings"]["rounds"]} round(s); whiskers: min–max; one load-generator thread; '
+                f'see results.md for the method and caveats</text>')
     y += HEAD
     for phase in result["phases"]:
         for load in load_list:

@@ -36,7 +36,9 @@ impl RootContext for HeaderRoot {
             .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
             .filter(|id| !id.is_empty())
             .unwrap_or_else(|| "0".to_string());
-        let valid = id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let valid = id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid {
             proxy_wasm::hostcalls::log(LogLevel::Error, &format!("bad header id {id:?}")).ok();
             return false;

@@ -45,7 +45,9 @@ fn parse_args() -> Result<Args, BoxError> {
             "--threads" => threads = value("--threads")?.parse()?,
             "--body-bytes" => body_bytes = value("--body-bytes")?.parse()?,
             "-h" | "--help" => {
-                println!("usage: bench-upstream --listen 127.0.0.1:0 [--threads 1] [--body-bytes 64]");
+                println!(
+                    "usage: bench-upstream --listen 127.0.0.1:0 [--threads 1] [--body-bytes 64]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)").into()),
@@ -60,12 +62,18 @@ fn parse_args() -> Result<Args, BoxError> {
     if let Some(last) = body.last_mut() {
         *last = b'\n';
     }
-    Ok(Args { listen, threads, body: Bytes::from(body) })
+    Ok(Args {
+        listen,
+        threads,
+        body: Bytes::from(body),
+    })
 }
 
 fn respond(body: &Bytes, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body.clone()));
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     if req.headers().contains_key("x-bench-verify") {
         let mut seen: Vec<&str> = req
             .headers()

@@ -35,7 +35,10 @@ impl Filter for BenchHeader {
 
     fn new(config: Config) -> Result<Self> {
         let valid = !config.id.is_empty()
-            && config.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && config
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid {
             return Err(Error::config(format!(
                 "`id` must be non-empty letters, digits, '-' or '_', got {:?}",
@@ -73,7 +76,10 @@ mod tests {
         assert_eq!(req.header("x-bench-req-3").as_deref(), Some("1"));
 
         let mut resp = testing::Response::new(200);
-        assert_eq!(filter.response_headers(&mut req, &mut resp).unwrap(), Action::Continue);
+        assert_eq!(
+            filter.response_headers(&mut req, &mut resp).unwrap(),
+            Action::Continue
+        );
         assert_eq!(resp.header("x-bench-resp-3").as_deref(), Some("1"));
         assert_eq!(resp.headers().len(), 1, "only the one header is added");
     }
@@ -81,12 +87,17 @@ mod tests {
     #[test]
     fn asks_only_for_the_header_phases() {
         let filter = testing::load::<BenchHeader>(json!({ "id": "1" })).unwrap();
-        assert_eq!(filter.info().phases, Phases::REQUEST_HEADERS | Phases::RESPONSE_HEADERS);
+        assert_eq!(
+            filter.info().phases,
+            Phases::REQUEST_HEADERS | Phases::RESPONSE_HEADERS
+        );
     }
 
     #[test]
     fn rejects_an_id_that_is_not_a_header_name_part() {
-        let err = testing::load::<BenchHeader>(json!({ "id": "a b" })).err().unwrap();
+        let err = testing::load::<BenchHeader>(json!({ "id": "a b" }))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("`id`"), "{err}");
         assert!(testing::load::<BenchHeader>(json!({})).is_err());
     }
