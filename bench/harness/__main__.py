@@ -94,6 +94,8 @@ def bench() -> Path:
     load_list = _selected(loads.standard_loads(settings.conns, settings.h2_streams), "BENCH_LOADS")
     worker_counts = [int(w) for w in os.environ.get("BENCH_WORKERS", "1 2").split()]
     out, started, smoke = out_dir("bench")
+    if settings.rounds < 3 and not smoke:
+        runner.log(f"warning: BENCH_ROUNDS={settings.rounds}: medians of fewer than 3 rounds are fragile")
     _pid_file(out)
     runner.log(f"results → {out}")
     result = {"started": started, "smoke": smoke, "settings": settings.__dict__,
