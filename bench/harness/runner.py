@@ -114,7 +114,11 @@ def run_phase(specs: list[TargetSpec], load_list: list[loads.Load], workers: int
         if settings.warmup > 0:
             warm = loads.Load("warmup", "warm-up", "wrk", settings.conns)
             for r in running:
-                loads.run(warm, r.url(), settings.warmup, loadgen_cpus, phase_dir)
+                try:
+                    loads.run(warm, r.url(), settings.warmup, loadgen_cpus, phase_dir)
+                except HarnessError as err:
+                    unavailable[r.spec.key] = f"failed during warm-up: {err}"
+                    log(f"  {r.spec.key}: FAILED during warm-up: {err}")
         for rnd in range(settings.rounds):
             order = running[rnd % len(running):] + running[:rnd % len(running)] if running else []
             for load in load_list:
