@@ -12,12 +12,16 @@ pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// An empty body.
 pub fn empty() -> ProxyBody {
-    Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync()
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// A body holding `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// Box any body whose error converts into [`BoxError`].

@@ -61,7 +61,10 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { address: defaults::admin_address(), enabled: true }
+        Self {
+            address: defaults::admin_address(),
+            enabled: true,
+        }
     }
 }
 
@@ -470,60 +473,79 @@ pub enum UpstreamProtocol {
 pub mod defaults {
     use std::time::Duration;
 
+    /// `true`: for booleans that default to on.
     pub fn yes() -> bool {
         true
     }
+    /// `127.0.0.1:9901`: the admin listener stays on loopback.
     pub fn admin_address() -> String {
         "127.0.0.1:9901".to_string()
     }
+    /// 30 seconds to send a complete request head.
     pub fn header_read_timeout() -> Duration {
         Duration::from_secs(30)
     }
+    /// 60 KiB of request head.
     pub fn max_request_header_bytes() -> usize {
         60 * 1024
     }
+    /// 100 request header fields.
     pub fn max_request_headers() -> usize {
         100
     }
+    /// 100 concurrent streams per HTTP/2 connection.
     pub fn http2_max_concurrent_streams() -> u32 {
         100
     }
+    /// 60 seconds before an idle client connection is closed.
     pub fn idle_timeout() -> Duration {
         Duration::from_secs(60)
     }
+    /// 30 seconds for in-flight requests to finish on shutdown.
     pub fn drain_timeout() -> Duration {
         Duration::from_secs(30)
     }
+    /// 15 seconds until the upstream's response head.
     pub fn request_timeout() -> Duration {
         Duration::from_secs(15)
     }
+    /// 1024 instances per filter.
     pub fn max_instances_per_filter() -> u32 {
         1024
     }
+    /// `{}`: the filter configuration when none is given.
     pub fn empty_object() -> serde_json::Value {
         serde_json::Value::Object(Default::default())
     }
+    /// 10 milliseconds of CPU per filter phase call.
     pub fn cpu_per_call() -> Duration {
         Duration::from_millis(10)
     }
+    /// 32 MiB of linear memory per filter instance.
     pub fn memory_mib() -> u32 {
         32
     }
+    /// 1 MiB of body a filter may ask the host to buffer.
     pub fn max_buffered_body() -> u32 {
         1024 * 1024
     }
+    /// 301 (Moved Permanently).
     pub fn redirect_status() -> u16 {
         301
     }
+    /// 5 seconds to connect to an upstream endpoint.
     pub fn connect_timeout() -> Duration {
         Duration::from_secs(5)
     }
+    /// 30 seconds between DNS re-resolutions.
     pub fn dns_refresh() -> Duration {
         Duration::from_secs(30)
     }
+    /// 90 seconds before a pooled upstream connection is closed.
     pub fn pool_idle_timeout() -> Duration {
         Duration::from_secs(90)
     }
+    /// 128 idle connections kept per upstream endpoint.
     pub fn pool_max_idle() -> usize {
         128
     }

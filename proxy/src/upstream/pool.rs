@@ -1,0 +1,269 @@
+//! Keep-alive connections to one endpoint.
+//!
+//! HTTP/1: a LIFO list of idle connections. A connection leaves the list
+//! while it carries a request and comes back only when hyper reports it ready
+//! again (the response body was read to the end), so a connection is never
+//! shared; a connection whose response was `101 Switching Protocols` belongs
+//! to the caller and never comes back. HTTP/2: one shared connection per
+//! endpoint (it multiplexes), replaced when it closes.
+//!
+//! Idle connections are dropped after `pool_idle_timeout` (checked on every
+//! checkout and by a periodic sweep) and beyond `pool_max_idle_per_endpoint`.
+//! Dropping hyper's `SendRequest` closes an idle connection.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use hyper::client::conn::{http1, http2};
+
+use crate::body::ProxyBody;
+
+/// Pool limits from the cluster config.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PoolSettings {
+    pub(crate) max_idle: usize,
+    pub(crate) idle_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_idle: 128,
+            idle_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+impl PoolSettings {
+    /// False when idle connections are not kept at all.
+    pub(crate) fn enabled(&self) -> bool {
+        self.max_idle > 0 && !self.idle_timeout.is_zero()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Pool {
+    settings: PoolSettings,
+    idle: Mutex<Vec<IdleH1>>,
+    h2: tokio::sync::Mutex<Option<SharedH2>>,
+}
+
+#[derive(Debug)]
+struct IdleH1 {
+    sender: http1::SendRequest<ProxyBody>,
+    since: Instant,
+}
+
+#[derive(Debug)]
+struct SharedH2 {
+    sender: http2::SendRequest<ProxyBody>,
+    last_used: Instant,
+}
+
+impl Pool {
+    pub(crate) fn new(settings: PoolSettings) -> Self {
+        Self {
+            settings,
+            idle: Mutex::new(Vec::new()),
+            h2: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<IdleH1>> {
+        // The list holds no invariant a panic elsewhere could break.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The most recently used idle HTTP/1 connection that is still open.
+    pub(crate) fn take_h1(&self) -> Option<http1::SendRequest<ProxyBody>> {
+        let mut idle = self.idle();
+        while let Some(conn) = idle.pop() {
+            if conn.since.elapsed() >= self.settings.idle_timeout {
+                // The list is in idle order: everything below is older still.
+                idle.clear();
+                return None;
+            }
+            if conn.sender.is_ready() {
+                return Some(conn.sender);
+            }
+        }
+        None
+    }
+
+    /// Hand a connection whose response head has arrived back to the pool:
+    /// a task waits until hyper can take another request on it (the body has
+    /// been consumed), then files it as idle; a connection that closes
+    /// instead is dropped.
+    pub(crate) fn return_h1_when_ready(
+        self: &Arc<Self>,
+        mut sender: http1::SendRequest<ProxyBody>,
+    ) {
+        if !self.settings.enabled() {
+            return;
+        }
+        if sender.is_ready() {
+            // No body left to read (e.g. an empty response): idle already.
+            self.put_h1(sender);
+            return;
+        }
+        let pool = Arc::downgrade(self);
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok()
+                && let Some(pool) = pool.upgrade()
+            {
+                pool.put_h1(sender);
+            }
+        });
+    }
+
+    fn put_h1(&self, sender: http1::SendRequest<ProxyBody>) {
+        let mut idle = self.idle();
+        if idle.len() < self.settings.max_idle {
+            idle.push(IdleH1 {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// The shared HTTP/2 connection, made with `connect` if there is none or
+    /// it has closed. Concurrent callers wait for one connect rather than
+    /// each opening a connection.
+    pub(crate) async fn h2<E, F>(&self, connect: F) -> Result<http2::SendRequest<ProxyBody>, E>
+    where
+        F: Future<Output = Result<http2::SendRequest<ProxyBody>, E>>,
+    {
+        let mut slot = self.h2.lock().await;
+        if let Some(shared) = slot.as_mut()
+            && !shared.sender.is_closed()
+        {
+            shared.last_used = Instant::now();
+            return Ok(shared.sender.clone());
+        }
+        *slot = None;
+        let sender = connect.await?;
+        *slot = Some(SharedH2 {
+            sender: sender.clone(),
+            last_used: Instant::now(),
+        });
+        Ok(sender)
+    }
+
+    /// Idle HTTP/1 connections (for status and tests).
+    pub(crate) fn idle_count(&self) -> usize {
+        self.idle().len()
+    }
+
+    /// Drop closed and expired idle connections; drop the shared HTTP/2
+    /// connection if it closed or nothing used it for `idle_timeout`
+    /// (`in_flight` = requests still waiting for a head on this endpoint;
+    /// streams already answered keep the connection open until they end).
+    pub(crate) fn sweep(&self, in_flight: usize) {
+        let timeout = self.settings.idle_timeout;
+        self.idle()
+            .retain(|conn| conn.since.elapsed() < timeout && !conn.sender.is_closed());
+        if let Ok(mut slot) = self.h2.try_lock()
+            && let Some(shared) = slot.as_ref()
+            && (shared.sender.is_closed()
+                || (in_flight == 0 && shared.last_used.elapsed() >= timeout))
+        {
+            *slot = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::upstream::connect;
+
+    /// An open HTTP/1 connection ready for a request (the listener's backlog
+    /// accepts it; no request is sent).
+    async fn ready_sender(listener: &TcpListener) -> http1::SendRequest<ProxyBody> {
+        let addr = listener.local_addr().unwrap();
+        let mut sender = connect::http1(addr, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        sender.ready().await.expect("ready");
+        sender
+    }
+
+    #[tokio::test]
+    async fn keeps_at_most_max_idle_and_hands_out_the_newest() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = Pool::new(PoolSettings {
+            max_idle: 2,
+            idle_timeout: Duration::from_secs(3600),
+        });
+        for _ in 0..3 {
+            pool.put_h1(ready_sender(&listener).await);
+        }
+        assert_eq!(pool.idle_count(), 2);
+        assert!(pool.take_h1().is_some());
+        assert!(pool.take_h1().is_some());
+        assert!(pool.take_h1().is_none());
+    }
+
+    #[tokio::test]
+    async fn expired_connections_are_dropped() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // A zero timeout: every idle connection is already expired.
+        let pool = Pool::new(PoolSettings {
+            max_idle: 4,
+            idle_timeout: Duration::ZERO,
+        });
+        pool.put_h1(ready_sender(&listener).await);
+        pool.put_h1(ready_sender(&listener).await);
+        assert_eq!(pool.idle_count(), 2);
+        assert!(pool.take_h1().is_none());
+        assert_eq!(pool.idle_count(), 0);
+        pool.put_h1(ready_sender(&listener).await);
+        pool.sweep(0);
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn closed_connections_are_skipped() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = Pool::new(PoolSettings {
+            max_idle: 4,
+            idle_timeout: Duration::from_secs(3600),
+        });
+        pool.put_h1(ready_sender(&listener).await);
+        // Accept the connection and close it from the server side.
+        let (server_side, _) = listener.accept().await.unwrap();
+        drop(server_side);
+        // hyper notices the EOF in its connection task; yield until it has.
+        let mut yields = 0;
+        while pool.idle().iter().any(|conn| !conn.sender.is_closed()) {
+            assert!(yields < 100_000, "hyper never noticed the close");
+            yields += 1;
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pool.idle_count(), 1);
+        assert!(pool.take_h1().is_none());
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[test]
+    fn disabled_when_nothing_may_idle() {
+        assert!(PoolSettings::default().enabled());
+        assert!(
+            !PoolSettings {
+                max_idle: 0,
+                idle_timeout: Duration::from_secs(1)
+            }
+            .enabled()
+        );
+        assert!(
+            !PoolSettings {
+                max_idle: 1,
+                idle_timeout: Duration::ZERO
+            }
+            .enabled()
+        );
+    }
+}
