@@ -15,6 +15,7 @@
 
 pub mod body;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod phases;
 pub mod proxy;

@@ -1,0 +1,315 @@
+//! The per-exchange chain driver: [`WasmExchange`] implements
+//! [`ExchangeHooks`] over one route's chain.
+//!
+//! Request phases run in chain order; response phases run in reverse over
+//! the filters the request reached (a local `respond` in filter i skips
+//! filters i+1.. and the upstream, but response phases of 0..=i still run).
+//! A `respond` from a response phase replaces the response and ends the
+//! response chain. Filters that failed open are skipped from then on.
+//!
+//! The exchange data a filter works on is moved into the instance's store
+//! for each call and back out after it; if the pipeline drops a hook future
+//! half-way, the head and context it lent are left emptied (the exchange is
+//! being abandoned anyway).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use http::header::CONTENT_LENGTH;
+
+use crate::body::ProxyBody;
+use crate::phases::{ExchangeCtx, ExchangeHooks, ExchangeSummary, Flow, HookError};
+use crate::wasm::bindings::weir::filter::types::{Action, Phases, Summary};
+use crate::wasm::body::{BodyDirection, BodyStage, wrap_body};
+use crate::wasm::error::CallFailure;
+use crate::wasm::filter_set::{MAX_DELAY, RouteChain};
+use crate::wasm::host::http::local_response;
+use crate::wasm::host::{CtxData, ExchangeData, Phase};
+use crate::wasm::instance::{FilterHandle, PhaseCall};
+
+/// The chain driver for one exchange.
+pub(crate) struct WasmExchange {
+    chain: Arc<RouteChain>,
+    handles: Vec<FilterHandle>,
+    /// How many filters the request phase reached (response phases run over these).
+    reached: usize,
+    /// Filters that failed (fail open) and are skipped from then on.
+    failed: Vec<bool>,
+    /// Copy of the request head for later phases.
+    request: Option<http::request::Parts>,
+    /// Copy of the response head for response body phases.
+    response: Option<http::response::Parts>,
+    /// Copy of the context for body phases (which get no `ExchangeCtx`).
+    ctx: Option<CtxData>,
+}
+
+fn empty_request() -> http::request::Parts {
+    http::Request::new(()).into_parts().0
+}
+
+fn empty_response() -> http::response::Parts {
+    http::Response::new(()).into_parts().0
+}
+
+fn copy_request(head: &http::request::Parts) -> http::request::Parts {
+    let mut copy = empty_request();
+    copy.method = head.method.clone();
+    copy.uri = head.uri.clone();
+    copy.version = head.version;
+    copy.headers = head.headers.clone();
+    copy
+}
+
+fn copy_response(head: &http::response::Parts) -> http::response::Parts {
+    let mut copy = empty_response();
+    copy.status = head.status;
+    copy.version = head.version;
+    copy.headers = head.headers.clone();
+    copy
+}
+
+impl WasmExchange {
+    pub(crate) fn new(chain: Arc<RouteChain>) -> Self {
+        let handles = chain
+            .filters
+            .iter()
+            .map(|f| FilterHandle::new(f.pool.clone()))
+            .collect();
+        let failed = vec![false; chain.filters.len()];
+        WasmExchange {
+            chain,
+            handles,
+            reached: 0,
+            failed,
+            request: None,
+            response: None,
+            ctx: None,
+        }
+    }
+
+    /// Indices of reached, healthy filters listing `phase`, in chain order.
+    fn active(&self, phase: Phases) -> impl DoubleEndedIterator<Item = usize> + '_ {
+        (0..self.reached)
+            .filter(move |&i| !self.failed[i] && self.chain.filters[i].phases.contains(phase))
+    }
+
+    /// Handle one phase result; `Ok(Some(flow))` ends the loop.
+    async fn outcome(
+        &mut self,
+        i: usize,
+        phase: Phase,
+        result: Result<Option<Action>, CallFailure>,
+    ) -> Result<Option<Flow>, HookError> {
+        let filter = self.chain.filters[i].clone();
+        let failure = match result {
+            Ok(None | Some(Action::Continue)) => return Ok(None),
+            Ok(Some(Action::Delay(ms))) => {
+                tokio::time::sleep(Duration::from_millis(u64::from(ms)).min(MAX_DELAY)).await;
+                return Ok(None);
+            }
+            Ok(Some(Action::Respond(local))) => {
+                match local_response(local.status, local.headers, local.body) {
+                    Ok(response) => return Ok(Some(Flow::Respond(response))),
+                    Err(why) => CallFailure::Invalid(format!("invalid local response: {why}")),
+                }
+            }
+            Err(failure) => failure,
+        };
+        self.failed[i] = true;
+        filter.failed(phase, &failure).map(|()| None)
+    }
+
+    async fn run_request_headers(&mut self, data: &mut ExchangeData) -> Result<Flow, HookError> {
+        for i in 0..self.chain.filters.len() {
+            self.reached = i + 1;
+            if !self.chain.filters[i]
+                .phases
+                .contains(Phases::REQUEST_HEADERS)
+            {
+                continue;
+            }
+            let result = self.handles[i].run(PhaseCall::RequestHeaders, data).await;
+            if let Some(flow) = self.outcome(i, Phase::RequestHeaders, result).await? {
+                return Ok(flow);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn run_response_headers(&mut self, data: &mut ExchangeData) -> Result<Flow, HookError> {
+        let order: Vec<usize> = self.active(Phases::RESPONSE_HEADERS).rev().collect();
+        for i in order {
+            let result = self.handles[i].run(PhaseCall::ResponseHeaders, data).await;
+            if let Some(flow) = self.outcome(i, Phase::ResponseHeaders, result).await? {
+                return Ok(flow);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn body_stages(&self, direction: BodyDirection) -> Vec<BodyStage> {
+        let indices: Vec<usize> = match direction {
+            BodyDirection::Request => self.active(Phases::REQUEST_BODY).collect(),
+            BodyDirection::Response => self.active(Phases::RESPONSE_BODY).rev().collect(),
+        };
+        indices
+            .into_iter()
+            .map(|i| {
+                let filter = self.chain.filters[i].clone();
+                let mode = match direction {
+                    BodyDirection::Request => filter.request_body,
+                    BodyDirection::Response => filter.response_body,
+                };
+                BodyStage::new(self.handles[i].clone(), filter, mode)
+            })
+            .collect()
+    }
+
+    fn has_phase(&self, phase: Phases) -> bool {
+        self.active(phase).next().is_some()
+    }
+
+    fn has_body_phase(&self) -> bool {
+        self.has_phase(Phases::REQUEST_BODY) || self.has_phase(Phases::RESPONSE_BODY)
+    }
+}
+
+impl ExchangeHooks for WasmExchange {
+    fn request_headers<'a>(
+        &'a mut self,
+        head: &'a mut http::request::Parts,
+        ctx: &'a mut ExchangeCtx,
+    ) -> BoxFuture<'a, Result<Flow, HookError>> {
+        Box::pin(async move {
+            let request = std::mem::replace(head, empty_request());
+            let mut data = ExchangeData {
+                request: Some(request),
+                ctx: CtxData::take(ctx),
+                ..Default::default()
+            };
+            let result = self.run_request_headers(&mut data).await;
+            *head = data.request.take().unwrap_or_else(empty_request);
+            if self.has_body_phase() {
+                self.ctx = Some(data.ctx.clone());
+            }
+            data.ctx.restore(ctx);
+            if self.chain.keeps_request {
+                self.request = Some(copy_request(head));
+            }
+            if self.has_phase(Phases::REQUEST_BODY) {
+                // A body filter may change the length.
+                head.headers.remove(CONTENT_LENGTH);
+            }
+            result
+        })
+    }
+
+    fn request_body(&mut self, body: ProxyBody) -> ProxyBody {
+        let stages = self.body_stages(BodyDirection::Request);
+        if stages.is_empty() {
+            return body;
+        }
+        let data = ExchangeData {
+            request: Some(
+                self.request
+                    .as_ref()
+                    .map(copy_request)
+                    .unwrap_or_else(empty_request),
+            ),
+            ctx: self.ctx.clone().unwrap_or_default(),
+            ..Default::default()
+        };
+        wrap_body(body, stages, BodyDirection::Request, data)
+    }
+
+    fn response_headers<'a>(
+        &'a mut self,
+        head: &'a mut http::response::Parts,
+        ctx: &'a mut ExchangeCtx,
+    ) -> BoxFuture<'a, Result<Flow, HookError>> {
+        Box::pin(async move {
+            if !self.has_phase(Phases::RESPONSE_HEADERS) && !self.has_phase(Phases::RESPONSE_BODY) {
+                return Ok(Flow::Continue);
+            }
+            let response = std::mem::replace(head, empty_response());
+            let mut data = ExchangeData {
+                request: Some(self.request.take().unwrap_or_else(empty_request)),
+                response: Some(response),
+                ctx: CtxData::take(ctx),
+                ..Default::default()
+            };
+            let result = self.run_response_headers(&mut data).await;
+            self.request = data.request.take();
+            *head = data.response.take().unwrap_or_else(empty_response);
+            if self.has_body_phase() {
+                self.ctx = Some(data.ctx.clone());
+            }
+            data.ctx.restore(ctx);
+            if self.has_phase(Phases::RESPONSE_BODY) {
+                head.headers.remove(CONTENT_LENGTH);
+                self.response = Some(copy_response(head));
+            }
+            result
+        })
+    }
+
+    fn response_body(&mut self, body: ProxyBody) -> ProxyBody {
+        let stages = self.body_stages(BodyDirection::Response);
+        if stages.is_empty() {
+            return body;
+        }
+        let data = ExchangeData {
+            request: Some(
+                self.request
+                    .as_ref()
+                    .map(copy_request)
+                    .unwrap_or_else(empty_request),
+            ),
+            response: Some(
+                self.response
+                    .as_ref()
+                    .map(copy_response)
+                    .unwrap_or_else(empty_response),
+            ),
+            ctx: self.ctx.clone().unwrap_or_default(),
+            ..Default::default()
+        };
+        wrap_body(body, stages, BodyDirection::Response, data)
+    }
+
+    fn done(mut self: Box<Self>, mut ctx: ExchangeCtx, summary: ExchangeSummary) {
+        let order: Vec<usize> = self.active(Phases::DONE).rev().collect();
+        if order.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!("no tokio runtime: on-done skipped");
+            return;
+        };
+        let mut data = ExchangeData {
+            request: Some(self.request.take().unwrap_or_else(empty_request)),
+            ctx: CtxData::take(&mut ctx),
+            ..Default::default()
+        };
+        let summary = Summary {
+            status: summary.status,
+            duration_us: summary.duration_us,
+            request_bytes: summary.request_bytes,
+            response_bytes: summary.response_bytes,
+            upstream_cluster: summary.upstream_cluster,
+            local_response: summary.local_response,
+        };
+        runtime.spawn(async move {
+            for i in order {
+                let result = self.handles[i]
+                    .run(PhaseCall::Done(summary.clone()), &mut data)
+                    .await;
+                if let Err(failure) = result {
+                    // Nothing left to fail: log and count whatever the mode.
+                    let _ = self.chain.filters[i].failed(Phase::Done, &failure);
+                }
+            }
+        });
+    }
+}

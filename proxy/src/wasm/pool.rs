@@ -1,0 +1,249 @@
+//! A bounded pool of reusable items (filter instances), independent of
+//! what the items are.
+//!
+//! At most `max` items are leased at once; an item is created only when
+//! none is idle, so at most `max` are alive. A caller that finds every item
+//! leased waits up to the pool's bound, then gets [`AcquireError::Busy`].
+//! A returned item goes back to the idle list only if it says it is
+//! reusable ([`Poolable::reusable`]); otherwise it is dropped.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// An item a [`Pool`] can hand out and take back.
+pub(crate) trait Poolable: Send + 'static {
+    /// Whether the item may serve another caller.
+    fn reusable(&self) -> bool;
+}
+
+/// Why no item could be leased.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AcquireError<E> {
+    /// Every item stayed leased for the whole wait.
+    Busy,
+    /// Creating a new item failed.
+    Create(E),
+}
+
+/// Idle items and the lease limit.
+pub(crate) struct Pool<T> {
+    idle: Mutex<Vec<T>>,
+    permits: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl<T: Poolable> Pool<T> {
+    /// A pool leasing at most `max` items, waiting up to `wait` for one,
+    /// starting with `idle` items.
+    pub(crate) fn new(max: u32, wait: Duration, idle: Vec<T>) -> Arc<Self> {
+        Arc::new(Pool {
+            idle: Mutex::new(idle),
+            permits: Arc::new(Semaphore::new(max.max(1) as usize)),
+            wait,
+        })
+    }
+
+    /// Lease an idle item, or one made by `create` when none is idle.
+    pub(crate) async fn acquire<F, Fut, E>(
+        self: &Arc<Self>,
+        create: F,
+    ) -> Result<Lease<T>, AcquireError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => permit,
+                    _ => return Err(AcquireError::Busy),
+                }
+            }
+        };
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let item = match idle {
+            Some(item) => item,
+            None => create().await.map_err(AcquireError::Create)?,
+        };
+        Ok(Lease {
+            pool: self.clone(),
+            item: Some(item),
+            _permit: permit,
+        })
+    }
+
+    fn give_back(&self, item: T) {
+        if item.reusable() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(item);
+        }
+    }
+
+    /// Items waiting idle.
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// An item on loan; goes back to its pool (or is dropped) when the lease is.
+pub(crate) struct Lease<T: Poolable> {
+    pool: Arc<Pool<T>>,
+    item: Option<T>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<T: Poolable> Lease<T> {
+    /// The leased item.
+    pub(crate) fn get(&mut self) -> &mut T {
+        self.item
+            .as_mut()
+            .expect("a lease holds its item until dropped")
+    }
+}
+
+impl<T: Poolable> Drop for Lease<T> {
+    fn drop(&mut self) {
+        if let Some(item) = self.item.take() {
+            self.pool.give_back(item);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A numbered item; `broken` ones are not reusable.
+    #[derive(Debug)]
+    struct Item {
+        id: u32,
+        broken: bool,
+    }
+
+    impl Poolable for Item {
+        fn reusable(&self) -> bool {
+            !self.broken
+        }
+    }
+
+    struct Factory(AtomicU32);
+
+    impl Factory {
+        fn new() -> Arc<Self> {
+            Arc::new(Factory(AtomicU32::new(0)))
+        }
+        async fn make(self: Arc<Self>) -> Result<Item, String> {
+            Ok(Item {
+                id: self.0.fetch_add(1, Ordering::SeqCst),
+                broken: false,
+            })
+        }
+        fn made(&self) -> u32 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    const WAIT: Duration = Duration::from_millis(50);
+
+    #[tokio::test]
+    async fn idle_items_are_reused() {
+        let pool = Pool::new(
+            4,
+            WAIT,
+            vec![Item {
+                id: 100,
+                broken: false,
+            }],
+        );
+        let factory = Factory::new();
+        let mut lease = pool.acquire(|| factory.clone().make()).await.unwrap();
+        assert_eq!(lease.get().id, 100, "the initial idle item is used first");
+        drop(lease);
+        assert_eq!(pool.idle_count(), 1);
+        let mut again = pool.acquire(|| factory.clone().make()).await.unwrap();
+        assert_eq!(again.get().id, 100);
+        assert_eq!(factory.made(), 0);
+    }
+
+    #[tokio::test]
+    async fn items_are_created_when_none_is_idle() {
+        let pool = Pool::new(4, WAIT, vec![]);
+        let factory = Factory::new();
+        let a = pool.acquire(|| factory.clone().make()).await.unwrap();
+        let b = pool.acquire(|| factory.clone().make()).await.unwrap();
+        assert_eq!(factory.made(), 2);
+        drop((a, b));
+        assert_eq!(pool.idle_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn unreusable_items_are_dropped() {
+        let pool = Pool::new(4, WAIT, vec![]);
+        let factory = Factory::new();
+        let mut lease = pool.acquire(|| factory.clone().make()).await.unwrap();
+        lease.get().broken = true;
+        drop(lease);
+        assert_eq!(pool.idle_count(), 0);
+        let mut next = pool.acquire(|| factory.clone().make()).await.unwrap();
+        assert_eq!(next.get().id, 1, "a fresh item replaces the broken one");
+    }
+
+    #[tokio::test]
+    async fn the_lease_limit_holds_and_waiting_is_bounded() {
+        let pool = Pool::new(2, WAIT, vec![]);
+        let factory = Factory::new();
+        let a = pool.acquire(|| factory.clone().make()).await.unwrap();
+        let _b = pool.acquire(|| factory.clone().make()).await.unwrap();
+        let third = pool.acquire(|| factory.clone().make()).await;
+        assert!(matches!(third, Err(AcquireError::Busy)));
+        assert_eq!(factory.made(), 2, "no item beyond the limit");
+        drop(a);
+        assert!(pool.acquire(|| factory.clone().make()).await.is_ok());
+        assert_eq!(
+            factory.made(),
+            2,
+            "the returned item served the next caller"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiter_gets_the_item_returned_by_another() {
+        let pool = Pool::new(1, Duration::from_secs(30), vec![]);
+        let factory = Factory::new();
+        let held = pool.acquire(|| factory.clone().make()).await.unwrap();
+        let waiter = {
+            let pool = pool.clone();
+            let factory = factory.clone();
+            tokio::spawn(async move {
+                pool.acquire(|| factory.clone().make())
+                    .await
+                    .map(|mut l| l.get().id)
+            })
+        };
+        drop(held);
+        assert_eq!(waiter.await.unwrap(), Ok(0));
+        assert_eq!(factory.made(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_creation_frees_its_slot() {
+        let pool: Arc<Pool<Item>> = Pool::new(1, WAIT, vec![]);
+        let failed = pool
+            .acquire(|| async { Err::<Item, _>("no memory".to_string()) })
+            .await;
+        assert!(matches!(failed, Err(AcquireError::Create(why)) if why == "no memory"));
+        let factory = Factory::new();
+        assert!(
+            pool.acquire(|| factory.clone().make()).await.is_ok(),
+            "the permit was released"
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! The process-wide WebAssembly runtime: one engine (pooling allocator,
+//! epoch interruption), the epoch ticker, the linker with WASI and the host
+//! interfaces, and the state every filter shares (KV store, metrics).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+use crate::config::WasmConfig;
+use crate::wasm::bindings::FilterImports;
+use crate::wasm::error::{RuntimeError, describe};
+use crate::wasm::host::HostState;
+use crate::wasm::host::kv::KvStore;
+use crate::wasm::host::metrics::{MetricsRegistry, MetricsSnapshot};
+use crate::wasm::module::CompiledModule;
+
+/// One epoch tick: the granularity of CPU deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// How often expired KV entries are swept, in ticks.
+const SWEEP_EVERY_TICKS: u64 = 1000;
+
+/// Sizing of the engine. The pooling allocator reserves its slots up front,
+/// so these are hard caps for the whole process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeOptions {
+    /// Most filter instances alive at once, over all filters.
+    pub max_instances: u32,
+    /// Largest linear memory any filter may have, in MiB (a filter's
+    /// `limits.memory_mib` must not exceed it).
+    pub max_memory_mib: u32,
+    /// Guest stack limit in bytes.
+    pub max_wasm_stack: usize,
+    /// Directory for wasmtime's on-disk cache of compiled modules.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            max_instances: 4096,
+            max_memory_mib: 256,
+            max_wasm_stack: 512 * 1024,
+            cache_dir: None,
+        }
+    }
+}
+
+impl RuntimeOptions {
+    /// Defaults, plus the cache directory from the config.
+    pub fn from_config(config: &WasmConfig) -> Self {
+        RuntimeOptions {
+            cache_dir: config.cache_dir.as_ref().map(PathBuf::from),
+            ..Self::default()
+        }
+    }
+}
+
+/// State shared by every filter instance of the process.
+#[derive(Debug)]
+pub struct RuntimeShared {
+    /// The KV store behind the `kv` interface.
+    pub kv: KvStore,
+    /// Filter metrics.
+    pub metrics: MetricsRegistry,
+    /// Origin of `clock.monotonic-ns`.
+    pub started: Instant,
+}
+
+/// Increments the engine's epoch every [`EPOCH_TICK`] on its own thread and
+/// sweeps the KV store now and then. Stops when dropped.
+struct EpochTicker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine, shared: Arc<RuntimeShared>) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("weir-wasm-epoch".into())
+            .spawn(move || {
+                let mut ticks: u64 = 0;
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
+                    engine.increment_epoch();
+                    ticks += 1;
+                    if ticks.is_multiple_of(SWEEP_EVERY_TICKS) {
+                        shared.kv.sweep_expired();
+                    }
+                }
+            })
+            .expect("spawning the epoch thread");
+        EpochTicker {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The WebAssembly runtime: create one per process and load filter sets
+/// ([`crate::wasm::FilterSet::load`]) with it.
+pub struct WasmRuntime {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<HostState>,
+    pub(crate) shared: Arc<RuntimeShared>,
+    pub(crate) options: RuntimeOptions,
+    /// Compiled components by sha256 of their bytes.
+    pub(crate) modules: Mutex<HashMap<[u8; 32], Arc<CompiledModule>>>,
+    _ticker: EpochTicker,
+}
+
+impl std::fmt::Debug for WasmRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmRuntime")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmRuntime {
+    /// Create the engine, linker and epoch ticker.
+    pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
+        let engine = Engine::new(&engine_config(&options)?)
+            .map_err(|e| RuntimeError::Engine(describe(&e)))?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Linker(describe(&e)))?;
+        FilterImports::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(|e| RuntimeError::Linker(describe(&e)))?;
+        let shared = Arc::new(RuntimeShared {
+            kv: KvStore::default(),
+            metrics: MetricsRegistry::new(),
+            started: Instant::now(),
+        });
+        let ticker = EpochTicker::start(engine.clone(), shared.clone());
+        Ok(WasmRuntime {
+            engine,
+            linker,
+            shared,
+            options,
+            modules: Mutex::new(HashMap::new()),
+            _ticker: ticker,
+        })
+    }
+
+    /// The process-wide KV store.
+    pub fn kv(&self) -> &KvStore {
+        &self.shared.kv
+    }
+
+    /// The metrics of all filters, for export.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
+    }
+
+    /// The sizing this runtime was created with.
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.options
+    }
+}
+
+fn engine_config(options: &RuntimeOptions) -> Result<wasmtime::Config, RuntimeError> {
+    let max_memory = options.max_memory_mib as usize * 1024 * 1024;
+    let mut pooling = PoolingAllocationConfig::new();
+    pooling
+        .total_component_instances(options.max_instances)
+        // A wasm32-wasip2 component is a handful of core modules (the
+        // program, the WASI adapter, shims); leave room for more.
+        .max_core_instances_per_component(32)
+        .total_core_instances(options.max_instances.saturating_mul(8))
+        .max_memories_per_component(4)
+        .total_memories(options.max_instances.saturating_mul(2))
+        .max_tables_per_component(8)
+        .total_tables(options.max_instances.saturating_mul(4))
+        .total_stacks(options.max_instances)
+        .max_memory_size(max_memory)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20);
+
+    let mut config = wasmtime::Config::new();
+    config
+        .epoch_interruption(true)
+        .max_wasm_stack(options.max_wasm_stack)
+        .cranelift_opt_level(OptLevel::Speed)
+        // Small reservations keep thousands of pooled slots cheap in address
+        // space; bounds checks are explicit instead of guard-page based.
+        .memory_reservation(max_memory as u64)
+        .memory_guard_size(64 * 1024)
+        .memory_reservation_for_growth(0)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    if let Some(dir) = &options.cache_dir {
+        let mut cache = wasmtime::CacheConfig::new();
+        cache.with_directory(dir);
+        let cache = wasmtime::Cache::new(cache).map_err(|e| RuntimeError::Cache {
+            path: dir.clone(),
+            reason: describe(&e),
+        })?;
+        config.cache(Some(cache));
+    }
+    Ok(config)
+}
