@@ -22,7 +22,7 @@ for dir in filters/*/; do
     [ -f "$dir/Cargo.toml" ] || continue
     filter_pkgs+=(-p "$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$dir/Cargo.toml" | head -1)")
 done
-cargo build --release --target wasm32-wasip2 "${filter_pkgs[@]}"
+cargo build --profile filter --target wasm32-wasip2 "${filter_pkgs[@]}"
 
 step "Building weir and the example upstream"
 cargo build --release -p weir-proxy -p echo-upstream
