@@ -90,20 +90,14 @@ build_all() {
         warn "Weir did not build: its targets are reported as pending"
         export BENCH_WEIR_BIN=$CARGO_TARGET_DIR/release/weir.did-not-build
     fi
-    step "Building the upstream and the proxy-wasm filter"
+    step "Building the upstream and the header filters"
     (cd "$BENCH_DIR" && cargo build --release -p bench-upstream) || die "bench-upstream did not build"
-    (cd "$BENCH_DIR" && cargo build --release --target wasm32-wasip1 -p proxy-wasm-header) \
+    (cd "$BENCH_DIR" && cargo build --profile filter --target wasm32-wasip1 -p proxy-wasm-header) \
         || die "proxy-wasm-header did not build"
-    if grep -Eq '^members *=.*"filters/bench-header"' "$BENCH_DIR/Cargo.toml"; then
-        step "Building the Weir bench-header filter (wasm32-wasip2)"
-        if ! (cd "$BENCH_DIR" && cargo build --release --target wasm32-wasip2 -p bench-header); then
-            warn "bench-header did not build: Weir targets with filters are reported as pending"
-            export BENCH_WEIR_FILTER=$CARGO_TARGET_DIR/wasm32-wasip2/release/bench_header.did-not-build
-            export BENCH_WEIR_FILTER_PENDING="bench-header filter did not build (see run.sh output)"
-        fi
-    else
-        export BENCH_WEIR_FILTER=$CARGO_TARGET_DIR/wasm32-wasip2/release/bench_header.pending
-        export BENCH_WEIR_FILTER_PENDING="bench-header filter pending: weir-sdk is not in this tree yet (bench/Cargo.toml excludes it)"
+    if ! (cd "$BENCH_DIR" && cargo build --profile filter --target wasm32-wasip2 -p bench-header); then
+        warn "bench-header did not build: Weir targets with filters are reported as pending"
+        export BENCH_WEIR_FILTER=$CARGO_TARGET_DIR/wasm32-wasip2/filter/bench_header.did-not-build
+        export BENCH_WEIR_FILTER_PENDING="bench-header filter did not build (see run.sh output)"
     fi
 }
 

@@ -37,9 +37,9 @@ def tools_from_env() -> Tools:
         upstream=Path(os.environ.get("BENCH_UPSTREAM_BIN", target / "release/bench-upstream")),
         weir=Path(os.environ.get("BENCH_WEIR_BIN", target / "release/weir")),
         envoy=Path(os.environ.get("BENCH_ENVOY_BIN", venv_envoy)),
-        weir_filter=Path(os.environ.get("BENCH_WEIR_FILTER", target / "wasm32-wasip2/release/bench_header.wasm")),
+        weir_filter=Path(os.environ.get("BENCH_WEIR_FILTER", target / "wasm32-wasip2/filter/bench_header.wasm")),
         proxy_wasm_filter=Path(os.environ.get("BENCH_PROXY_WASM_FILTER",
-                                              target / "wasm32-wasip1/release/proxy_wasm_header.wasm")),
+                                              target / "wasm32-wasip1/filter/proxy_wasm_header.wasm")),
         weir_filter_pending=os.environ.get("BENCH_WEIR_FILTER_PENDING") or None,
     )
 
