@@ -29,7 +29,11 @@ fn parse_args() -> anyhow::Result<Args> {
         match arg.as_str() {
             "--listen" => {
                 let value = args.next().context("--listen needs an address")?;
-                listen = Some(value.parse().with_context(|| format!("bad --listen address {value:?}"))?);
+                listen = Some(
+                    value
+                        .parse()
+                        .with_context(|| format!("bad --listen address {value:?}"))?,
+                );
             }
             "--name" => name = args.next().context("--name needs a value")?,
             "-h" | "--help" => {
@@ -39,7 +43,10 @@ fn parse_args() -> anyhow::Result<Args> {
             other => bail!("unknown argument {other:?} (try --help)"),
         }
     }
-    Ok(Args { listen: listen.context("--listen is required")?, name })
+    Ok(Args {
+        listen: listen.context("--listen is required")?,
+        name,
+    })
 }
 
 async fn echo(name: &str, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -82,7 +89,11 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    println!("echo-upstream {} listening on {}", args.name, listener.local_addr()?);
+    println!(
+        "echo-upstream {} listening on {}",
+        args.name,
+        listener.local_addr()?
+    );
     let name: &'static str = Box::leak(args.name.into_boxed_str());
     loop {
         let (stream, _) = listener.accept().await?;

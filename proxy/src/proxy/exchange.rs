@@ -1,0 +1,284 @@
+//! One exchange: routing, hooks, the route's action, and the response.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use http::request::Parts;
+use http::{Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+
+use super::headers::strip_hop_by_hop;
+use super::tracked_body::{
+    Completion, CountingBody, HookErrorCapture, HookErrorSlot, ResponseBody,
+};
+use super::{Downstream, Runtime, upgrade};
+use crate::body::{self, ProxyBody};
+use crate::error::{ErrorKind, ProxyError};
+use crate::phases::{ExchangeCtx, ExchangeHooks, Flow};
+use crate::routing::{DirectResponse, Forward, Route, RouteAction};
+use crate::server::InFlight;
+use crate::upstream::Upstreams;
+
+/// The state of one request/response exchange.
+pub(super) struct Exchange<'rt> {
+    runtime: &'rt Runtime,
+    downstream: Downstream,
+    ctx: ExchangeCtx,
+    hooks: Option<Box<dyn ExchangeHooks>>,
+    /// Set once a hook failed: response hooks are not run again.
+    hooks_failed: bool,
+    request_bytes: Arc<AtomicU64>,
+    /// A hook failure seen in the request body stream (only with hooks).
+    request_body_error: Option<HookErrorSlot>,
+    upstream_cluster: Option<String>,
+    answered_by_upstream: bool,
+    in_flight: InFlight,
+}
+
+impl<'rt> Exchange<'rt> {
+    pub(super) fn new(
+        runtime: &'rt Runtime,
+        downstream: Downstream,
+        request_id: String,
+        in_flight: InFlight,
+    ) -> Self {
+        let ctx = ExchangeCtx::new(request_id, downstream.peer, downstream.scheme);
+        Self {
+            runtime,
+            downstream,
+            ctx,
+            hooks: None,
+            hooks_failed: false,
+            request_bytes: Arc::new(AtomicU64::new(0)),
+            request_body_error: None,
+            upstream_cluster: None,
+            answered_by_upstream: false,
+            in_flight,
+        }
+    }
+
+    /// Route the request and carry out the route's action.
+    pub(super) async fn run(
+        &mut self,
+        mut head: Parts,
+        body: Incoming,
+        upgrade: bool,
+    ) -> Response<ProxyBody> {
+        let runtime = self.runtime;
+        let Some(matched) = runtime.router.route(&head) else {
+            return ProxyError::new(ErrorKind::NoRoute).into_response();
+        };
+        let mut route = matched.route;
+        tracing::debug!(route = ?route.name, virtual_host = matched.virtual_host, "matched");
+        self.hooks = runtime.hooks.start(matched.id);
+        self.ctx.cluster = forward_of(route).map(|f| f.pick_cluster().to_owned());
+
+        if let Some(hooks) = self.hooks.as_mut() {
+            match hooks.request_headers(&mut head, &mut self.ctx).await {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Respond(response)) => {
+                    return self.response_phase(response.map(body::full)).await;
+                }
+                Err(err) => {
+                    self.hooks_failed = true;
+                    return ProxyError::from(err).into_response();
+                }
+            }
+            if std::mem::take(&mut self.ctx.reroute) {
+                let Some(rerouted) = runtime.router.route(&head) else {
+                    return ProxyError::new(ErrorKind::NoRoute).into_response();
+                };
+                route = rerouted.route;
+                tracing::debug!(route = ?route.name, "re-routed by a hook");
+                if !self.ctx.cluster_overridden {
+                    self.ctx.cluster = forward_of(route).map(|f| f.pick_cluster().to_owned());
+                }
+            }
+        }
+
+        // A hook that picked a cluster sends the request there, whatever the
+        // route would have done.
+        let overridden = self.ctx.cluster_overridden;
+        let local = match &route.action {
+            RouteAction::DirectResponse(direct) if !overridden => Some(direct_response(direct)),
+            RouteAction::Redirect(redirect) if !overridden => Some(
+                redirect
+                    .response_for(&head, self.downstream.scheme)
+                    .map(body::full),
+            ),
+            _ => None,
+        };
+        if let Some(mut response) = local {
+            route.response_headers.apply(response.headers_mut());
+            return self.response_phase(response).await;
+        }
+        let forward = forward_of(route);
+        let Some(cluster) = self.ctx.cluster.clone() else {
+            let err = ProxyError::new(ErrorKind::UnknownCluster).with_cause("no cluster chosen");
+            return self.response_phase(err.into_response()).await;
+        };
+        self.forward(head, body, upgrade, route, forward, cluster)
+            .await
+    }
+
+    /// Send the request to `cluster` and bring back its response.
+    async fn forward(
+        &mut self,
+        mut head: Parts,
+        body: Incoming,
+        upgrade: bool,
+        route: &Route,
+        forward: Option<&Forward>,
+        cluster: String,
+    ) -> Response<ProxyBody> {
+        route.request_headers.apply(&mut head.headers);
+        if let Some(forward) = forward {
+            forward.rewrite(&mut head);
+        }
+        // The proxy answers `Expect: 100-continue` itself (hyper sends the
+        // 100 when the body is first read), so the upstream must not.
+        head.headers.remove(header::EXPECT);
+        let client_upgrade = if upgrade {
+            head.extensions.remove::<OnUpgrade>()
+        } else {
+            None
+        };
+        let timeout = forward
+            .and_then(Forward::timeout)
+            .unwrap_or(self.runtime.config.limits.request_timeout);
+
+        let body = self.request_body(body);
+        self.upstream_cluster = Some(cluster.clone());
+        let request = Request::from_parts(head, body);
+        let response = match send(&self.runtime.upstreams, &cluster, request, timeout).await {
+            Ok(response) => response,
+            Err(err) => {
+                let taken = self
+                    .request_body_error
+                    .as_ref()
+                    .and_then(|slot| slot.lock().ok().and_then(|mut kind| kind.take()));
+                let err = match taken {
+                    // A filter stopped the body: that is what the client hears about.
+                    Some(kind) => {
+                        self.hooks_failed = true;
+                        ProxyError::new(kind).with_cause(err)
+                    }
+                    None => err,
+                };
+                return self.response_phase(err.into_response()).await;
+            }
+        };
+        self.answered_by_upstream = true;
+
+        let (mut parts, body) = response.into_parts();
+        let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+        if switching {
+            match (client_upgrade, parts.extensions.remove::<OnUpgrade>()) {
+                (Some(client), Some(upstream)) => upgrade::bridge(
+                    client,
+                    upstream,
+                    self.downstream.shutdown.clone(),
+                    Arc::clone(&self.downstream.drain),
+                    self.ctx.request_id.clone(),
+                ),
+                _ => {
+                    self.answered_by_upstream = false;
+                    let err = ProxyError::new(ErrorKind::UpstreamProtocol)
+                        .with_cause("101 Switching Protocols without an upgrade request");
+                    return self.response_phase(err.into_response()).await;
+                }
+            }
+        }
+        strip_hop_by_hop(&mut parts.headers, switching);
+        route.response_headers.apply(&mut parts.headers);
+        self.response_phase(Response::from_parts(parts, body::boxed(body)))
+            .await
+    }
+
+    /// The request body on its way upstream: counted, then wrapped by hooks.
+    fn request_body(&mut self, body: Incoming) -> ProxyBody {
+        let counted = body::boxed(CountingBody::new(body, Arc::clone(&self.request_bytes)));
+        match self.hooks.as_mut() {
+            Some(hooks) => {
+                let wrapped = hooks.request_body(counted);
+                let slot = HookErrorSlot::default();
+                self.request_body_error = Some(Arc::clone(&slot));
+                body::boxed(HookErrorCapture::new(wrapped, slot))
+            }
+            None => counted,
+        }
+    }
+
+    /// Let the hooks see (and maybe replace) the response head and wrap its body.
+    async fn response_phase(&mut self, response: Response<ProxyBody>) -> Response<ProxyBody> {
+        if self.hooks_failed {
+            return response;
+        }
+        let Some(hooks) = self.hooks.as_mut() else {
+            return response;
+        };
+        let (mut parts, body) = response.into_parts();
+        match hooks.response_headers(&mut parts, &mut self.ctx).await {
+            Ok(Flow::Continue) => Response::from_parts(parts, hooks.response_body(body)),
+            Ok(Flow::Respond(replacement)) => {
+                self.answered_by_upstream = false;
+                replacement.map(body::full)
+            }
+            Err(err) => {
+                self.hooks_failed = true;
+                self.answered_by_upstream = false;
+                ProxyError::from(err).into_response()
+            }
+        }
+    }
+
+    /// Hand the response to the server; the exchange completes when its body does.
+    pub(super) fn finish(self, response: Response<ProxyBody>) -> Response<ResponseBody> {
+        let status = response.status().as_u16();
+        let (parts, body) = response.into_parts();
+        let completion = Completion::new(
+            self.hooks,
+            self.ctx,
+            self.request_bytes,
+            status,
+            self.upstream_cluster,
+            !self.answered_by_upstream,
+            self.in_flight,
+        );
+        Response::from_parts(parts, ResponseBody::new(body, completion))
+    }
+}
+
+fn forward_of(route: &Route) -> Option<&Forward> {
+    match &route.action {
+        RouteAction::Forward(forward) => Some(forward),
+        _ => None,
+    }
+}
+
+fn direct_response(direct: &DirectResponse) -> Response<ProxyBody> {
+    let mut response = Response::new(body::full(direct.body.clone()));
+    *response.status_mut() = direct.status;
+    *response.headers_mut() = direct.headers.clone();
+    response
+}
+
+/// Send upstream, allowing `timeout` until the response head.
+async fn send(
+    upstreams: &Upstreams,
+    cluster: &str,
+    request: Request<ProxyBody>,
+    timeout: Duration,
+) -> Result<Response<Incoming>, ProxyError> {
+    match tokio::time::timeout(timeout, upstreams.send(cluster, request)).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(err)) => Err(ProxyError::from(err)),
+        Err(_) => Err(
+            ProxyError::new(ErrorKind::UpstreamTimeout).with_cause(format!(
+                "no response head from cluster {cluster:?} within {timeout:?}"
+            )),
+        ),
+    }
+}

@@ -1,0 +1,219 @@
+//! Header rules every proxied message follows: hop-by-hop stripping
+//! (RFC 9110 §7.6.1), `x-forwarded-*`, and `x-request-id`.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// `x-request-id`.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `x-forwarded-for`.
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `x-forwarded-proto`.
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// True when an HTTP/1.1 request asks to switch protocols: it has `Upgrade`
+/// and its `Connection` header lists `upgrade`.
+pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_lists(headers, "upgrade")
+}
+
+/// Does any `Connection` value list `token`?
+fn connection_lists(headers: &HeaderMap, token: &str) -> bool {
+    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
+/// Remove the headers that describe one connection rather than the message:
+/// `Connection` and every header it names, `Keep-Alive`, `Proxy-Connection`,
+/// `TE` (except `te: trailers`, which gRPC needs end to end), `Trailer`,
+/// `Transfer-Encoding` and `Upgrade`.
+///
+/// With `keep_upgrade` (a protocol switch in progress) `Upgrade` stays and
+/// `Connection` is set to just `upgrade`. `Host` is never removed, even when
+/// `Connection` names it.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
+            .filter(|name| *name != header::HOST)
+            .filter(|name| !(keep_upgrade && *name == header::UPGRADE))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+        headers.remove(header::CONNECTION);
+    }
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+    headers.remove(header::TRAILER);
+    headers.remove(header::TRANSFER_ENCODING);
+    if headers.contains_key(header::TE) {
+        let trailers = headers
+            .get_all(header::TE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|token| {
+                token
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("trailers")
+            });
+        headers.remove(header::TE);
+        if trailers {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Append the client's address to `x-forwarded-for` and set
+/// `x-forwarded-proto` to the scheme the client used (a client-sent value is
+/// replaced: the proxy knows better).
+pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, scheme: &'static str) {
+    let client = client.to_string();
+    let mut chain = String::new();
+    for value in headers.get_all(&X_FORWARDED_FOR) {
+        if let Ok(text) = value.to_str() {
+            let text = text.trim();
+            if !text.is_empty() {
+                chain.push_str(text);
+                chain.push_str(", ");
+            }
+        }
+    }
+    chain.push_str(&client);
+    if let Ok(value) = HeaderValue::try_from(chain) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
+}
+
+/// The request's `x-request-id`, generated (random 128-bit hex) when the
+/// client sent none or an empty one.
+pub fn ensure_request_id(headers: &mut HeaderMap) -> String {
+    if let Some(id) = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok())
+        && !id.is_empty()
+    {
+        return id.to_string();
+    }
+    let id = format!("{:032x}", rand::random::<u128>());
+    let value = HeaderValue::from_str(&id).expect("hex digits are a valid header value");
+    headers.insert(X_REQUEST_ID.clone(), value);
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn names(map: &HeaderMap) -> Vec<&str> {
+        let mut names: Vec<&str> = map.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_headers() {
+        let mut map = headers(&[
+            ("host", "a"),
+            ("connection", "keep-alive, x-secret"),
+            ("connection", "Host"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "gzip"),
+            ("trailer", "x-checksum"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut map, false);
+        assert_eq!(names(&map), ["host", "x-kept"]);
+    }
+
+    #[test]
+    fn keeps_te_trailers_only() {
+        let mut map = headers(&[("te", "trailers, deflate;q=0.5")]);
+        strip_hop_by_hop(&mut map, false);
+        assert_eq!(map.get("te").unwrap(), "trailers");
+    }
+
+    #[test]
+    fn keeps_upgrade_when_switching_protocols() {
+        let mut map = headers(&[
+            ("connection", "Upgrade, x-drop"),
+            ("upgrade", "websocket"),
+            ("x-drop", "1"),
+            ("sec-websocket-key", "k"),
+        ]);
+        assert!(is_upgrade_request(&map));
+        strip_hop_by_hop(&mut map, true);
+        assert_eq!(names(&map), ["connection", "sec-websocket-key", "upgrade"]);
+        assert_eq!(map.get("connection").unwrap(), "upgrade");
+    }
+
+    #[test]
+    fn upgrade_needs_both_headers() {
+        assert!(!is_upgrade_request(&headers(&[("upgrade", "websocket")])));
+        assert!(!is_upgrade_request(&headers(&[("connection", "upgrade")])));
+    }
+
+    #[test]
+    fn forwarded_headers_append_and_replace() {
+        let mut map = headers(&[
+            ("x-forwarded-for", "203.0.113.1"),
+            ("x-forwarded-for", "198.51.100.2"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        set_forwarded(&mut map, "127.0.0.1".parse().unwrap(), "http");
+        assert_eq!(
+            map.get("x-forwarded-for").unwrap(),
+            "203.0.113.1, 198.51.100.2, 127.0.0.1"
+        );
+        assert_eq!(map.get_all("x-forwarded-proto").iter().count(), 1);
+        assert_eq!(map.get("x-forwarded-proto").unwrap(), "http");
+    }
+
+    #[test]
+    fn request_ids_are_kept_or_generated_unique() {
+        let mut given = headers(&[("x-request-id", "abc")]);
+        assert_eq!(ensure_request_id(&mut given), "abc");
+        let mut a = HeaderMap::new();
+        let mut b = HeaderMap::new();
+        let (id_a, id_b) = (ensure_request_id(&mut a), ensure_request_id(&mut b));
+        assert_eq!(id_a.len(), 32);
+        assert_ne!(id_a, id_b);
+        assert_eq!(a.get("x-request-id").unwrap(), id_a.as_str());
+    }
+}

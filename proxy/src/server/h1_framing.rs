@@ -1,0 +1,326 @@
+//! Follows the HTTP/1.1 request framing on a client connection to spot heads
+//! that carry both `Content-Length` and `Transfer-Encoding`.
+//!
+//! hyper accepts such a request (RFC 9112 §6.3 lets a server process it with
+//! the chunked framing and close the connection afterwards) and hands the
+//! service a head from which `Content-Length` is already removed. A proxy must
+//! not forward what different parsers could frame differently, so Weir
+//! rejects these requests with 400. This tracker reads the same bytes hyper
+//! reads and records the position (1-based count of request heads on the
+//! connection) of the first ambiguous head; the pipeline compares it with its
+//! own request count.
+//!
+//! The tracker follows message framing exactly (fixed length, chunked, none)
+//! and switches itself off on anything it does not fully understand
+//! (HTTP/2 preface, upgrades, CONNECT, malformed input — hyper rejects the
+//! latter on its own), so it can never misreport a well-formed request.
+
+/// Where the tracker is in the request byte stream.
+#[derive(Debug)]
+enum State {
+    /// Collecting a request head.
+    Head(Vec<u8>),
+    /// Skipping a fixed-length body.
+    Fixed(u64),
+    /// Collecting a chunk-size line.
+    ChunkSize(Vec<u8>),
+    /// Skipping chunk data.
+    ChunkData(u64),
+    /// Expecting the CRLF after chunk data; the number says how many bytes are left.
+    ChunkEnd(u8),
+    /// Collecting trailer lines after the last chunk.
+    Trailers(Vec<u8>),
+    /// Not tracking any more.
+    Off,
+}
+
+/// Tracks request framing on one HTTP/1 connection. See the module docs.
+#[derive(Debug)]
+pub(crate) struct H1Framing {
+    state: State,
+    max_head_bytes: usize,
+    max_headers: usize,
+    heads: u64,
+    ambiguous_head: Option<u64>,
+}
+
+impl H1Framing {
+    /// A tracker for a fresh connection.
+    pub(crate) fn new(max_head_bytes: usize, max_headers: usize) -> Self {
+        Self {
+            state: State::Head(Vec::new()),
+            max_head_bytes,
+            max_headers,
+            heads: 0,
+            ambiguous_head: None,
+        }
+    }
+
+    /// The 1-based number of the first request head that had both
+    /// `Content-Length` and `Transfer-Encoding`, once seen.
+    pub(crate) fn ambiguous_head(&self) -> Option<u64> {
+        self.ambiguous_head
+    }
+
+    /// True once the tracker has stopped looking at bytes.
+    pub(crate) fn is_off(&self) -> bool {
+        matches!(self.state, State::Off)
+    }
+
+    /// Feed bytes read from the client, in order.
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let used = match &mut self.state {
+                State::Off => return,
+                State::Head(buf) => {
+                    let take = bytes
+                        .len()
+                        .min(self.max_head_bytes.saturating_sub(buf.len()) + 1);
+                    buf.extend_from_slice(&bytes[..take]);
+                    let buf = std::mem::take(buf);
+                    self.on_head_bytes(buf, take)
+                }
+                State::Fixed(remaining) => {
+                    let take = skip(remaining, bytes.len());
+                    if *remaining == 0 {
+                        self.state = State::Head(Vec::new());
+                    }
+                    take
+                }
+                State::ChunkSize(line) => match memchr_newline(bytes) {
+                    Some(end) => {
+                        line.extend_from_slice(&bytes[..=end]);
+                        let line = std::mem::take(line);
+                        self.state = chunk_size_state(&line);
+                        end + 1
+                    }
+                    None => {
+                        line.extend_from_slice(bytes);
+                        if line.len() > 4096 {
+                            self.state = State::Off;
+                        }
+                        bytes.len()
+                    }
+                },
+                State::ChunkData(remaining) => {
+                    let take = skip(remaining, bytes.len());
+                    if *remaining == 0 {
+                        self.state = State::ChunkEnd(2);
+                    }
+                    take
+                }
+                State::ChunkEnd(left) => {
+                    let expected: &[u8] = if *left == 2 { b"\r\n" } else { b"\n" };
+                    if bytes[0] != expected[0] {
+                        self.state = State::Off;
+                        return;
+                    }
+                    *left -= 1;
+                    if *left == 0 {
+                        self.state = State::ChunkSize(Vec::new());
+                    }
+                    1
+                }
+                State::Trailers(buf) => match memchr_newline(bytes) {
+                    Some(end) => {
+                        buf.extend_from_slice(&bytes[..=end]);
+                        if buf == b"\r\n" {
+                            self.state = State::Head(Vec::new());
+                        } else if buf.len() > self.max_head_bytes {
+                            self.state = State::Off;
+                        } else if buf.ends_with(b"\r\n") {
+                            buf.clear();
+                        } else {
+                            self.state = State::Off;
+                        }
+                        end + 1
+                    }
+                    None => {
+                        buf.extend_from_slice(bytes);
+                        bytes.len()
+                    }
+                },
+            };
+            bytes = &bytes[used..];
+        }
+    }
+
+    /// `buf` is the head collected so far, the last `added` bytes of it new.
+    /// Returns how many of the new bytes belong to this head.
+    fn on_head_bytes(&mut self, buf: Vec<u8>, added: usize) -> usize {
+        let mut headers = vec![httparse::EMPTY_HEADER; self.max_headers];
+        let mut request = httparse::Request::new(&mut headers);
+        let head_len = match request.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() <= self.max_head_bytes => {
+                self.state = State::Head(buf);
+                return added;
+            }
+            // Too large, too many headers, HTTP/2 preface, garbage: hyper
+            // answers or closes on its own; nothing more to follow here.
+            _ => {
+                self.state = State::Off;
+                return added;
+            }
+        };
+        self.heads += 1;
+        let used = added - (buf.len() - head_len);
+        self.state = next_state_after_head(&request);
+        if matches!(self.state, State::Off) && has_both_lengths(&request) {
+            self.ambiguous_head.get_or_insert(self.heads);
+        }
+        used
+    }
+}
+
+/// Skip up to `available` bytes of `remaining`; returns how many were skipped.
+fn skip(remaining: &mut u64, available: usize) -> usize {
+    let take = (*remaining).min(available as u64);
+    *remaining -= take;
+    take as usize
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
+}
+
+fn has_both_lengths(request: &httparse::Request<'_, '_>) -> bool {
+    let has = |name: &str| {
+        request
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(name))
+    };
+    has("content-length") && has("transfer-encoding")
+}
+
+/// The framing of the body after a complete head.
+fn next_state_after_head(request: &httparse::Request<'_, '_>) -> State {
+    if has_both_lengths(request) {
+        // Reported by the caller; hyper closes the connection after this one.
+        return State::Off;
+    }
+    let method = request.method.unwrap_or("");
+    let upgrade = request
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("upgrade"));
+    if method.eq_ignore_ascii_case("CONNECT") || upgrade {
+        // What follows may be a tunnel, not HTTP.
+        return State::Off;
+    }
+    let mut chunked = None;
+    let mut length: Option<u64> = None;
+    for header in request.headers.iter() {
+        if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            let value = String::from_utf8_lossy(header.value);
+            let last = value.rsplit(',').next().unwrap_or("").trim();
+            chunked = Some(last.eq_ignore_ascii_case("chunked"));
+        } else if header.name.eq_ignore_ascii_case("content-length") {
+            let Some(parsed) = std::str::from_utf8(header.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            else {
+                return State::Off;
+            };
+            if length.is_some_and(|previous| previous != parsed) {
+                return State::Off;
+            }
+            length = Some(parsed);
+        }
+    }
+    match (chunked, length) {
+        (Some(true), _) => State::ChunkSize(Vec::new()),
+        (Some(false), _) => State::Off,
+        (None, Some(0)) | (None, None) => State::Head(Vec::new()),
+        (None, Some(n)) => State::Fixed(n),
+    }
+}
+
+/// The state after a complete chunk-size line (including its newline).
+fn chunk_size_state(line: &[u8]) -> State {
+    let Some(line) = line.strip_suffix(b"\r\n") else {
+        return State::Off;
+    };
+    let size_part = line.split(|&b| b == b';').next().unwrap_or(&[]);
+    let size_text = std::str::from_utf8(size_part).map(str::trim_end);
+    match size_text.ok().and_then(|s| u64::from_str_radix(s, 16).ok()) {
+        Some(0) => State::Trailers(Vec::new()),
+        Some(size) => State::ChunkData(size),
+        None => State::Off,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(chunks: &[&[u8]]) -> H1Framing {
+        let mut framing = H1Framing::new(8192, 100);
+        for chunk in chunks {
+            framing.feed(chunk);
+        }
+        framing
+    }
+
+    fn bytewise(stream: &[u8]) -> H1Framing {
+        let chunks: Vec<&[u8]> = stream.chunks(1).collect();
+        track(&chunks)
+    }
+
+    const CLEAN: &[u8] = b"POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello\
+GET /b HTTP/1.1\r\nhost: x\r\n\r\n\
+POST /c HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n\
+5;ext=1\r\nhello\r\n0\r\nx-trailer: 1\r\n\r\n";
+
+    #[test]
+    fn follows_clean_requests_without_reporting() {
+        for framing in [track(&[CLEAN]), bytewise(CLEAN)] {
+            assert_eq!(framing.heads, 3);
+            assert_eq!(framing.ambiguous_head(), None);
+            assert!(matches!(framing.state, State::Head(ref b) if b.is_empty()));
+        }
+    }
+
+    #[test]
+    fn reports_the_ambiguous_head_by_position() {
+        let mut stream = CLEAN.to_vec();
+        stream.extend_from_slice(
+            b"POST /d HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\
+transfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+        );
+        assert_eq!(track(&[&stream]).ambiguous_head(), Some(4));
+        assert_eq!(bytewise(&stream).ambiguous_head(), Some(4));
+    }
+
+    #[test]
+    fn a_body_that_looks_like_a_head_is_not_a_head() {
+        let smuggled = b"POST / HTTP/1.1\r\ntransfer-encoding: x\r\ncontent-length: 1\r\n\r\n";
+        let mut stream = format!(
+            "POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+            smuggled.len()
+        )
+        .into_bytes();
+        stream.extend_from_slice(smuggled);
+        let framing = track(&[&stream]);
+        assert_eq!(framing.heads, 1);
+        assert_eq!(framing.ambiguous_head(), None);
+        assert!(!framing.is_off());
+    }
+
+    #[test]
+    fn switches_off_for_http2_and_upgrades() {
+        assert!(track(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]).is_off());
+        let upgrade =
+            b"GET /ws HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n";
+        assert!(track(&[upgrade]).is_off());
+    }
+
+    #[test]
+    fn switches_off_on_oversized_heads() {
+        let mut framing = H1Framing::new(64, 100);
+        framing.feed(b"GET / HTTP/1.1\r\n");
+        framing.feed(&[b'a'; 100]);
+        assert!(framing.is_off());
+    }
+}
