@@ -1,0 +1,1 @@
+"""Weir benchmark harness (see bench/README.md)."""

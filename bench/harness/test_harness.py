@@ -1,0 +1,160 @@
+"""Self-tests of the harness's own logic (no proxies needed):
+`bench/run.sh selftest`, or `python3 -m unittest harness.test_harness` from bench/."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import unittest
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from . import loads, procs, report, runner, svg, targets
+
+
+def _tools() -> targets.Tools:
+    return targets.Tools(upstream=Path("/nonexistent/upstream"), weir=Path("/nonexistent/weir"),
+                         envoy=Path("/nonexistent/envoy"), weir_filter=Path("/w/bench_header.wasm"),
+                         proxy_wasm_filter=Path("/w/proxy_wasm_header.wasm"))
+
+
+def _ctx() -> targets.Context:
+    return targets.Context(_tools(), Path("/tmp"), 4321, "1", "0")
+
+
+class Percentile(unittest.TestCase):
+    def test_nearest_rank(self):
+        values = list(range(1, 101))
+        self.assertEqual(loads.percentile(values, 50), 50)
+        self.assertEqual(loads.percentile(values, 99), 99)
+        self.assertEqual(loads.percentile(values, 100), 100)
+        self.assertEqual(loads.percentile([7], 99), 7)
+        self.assertEqual(loads.percentile([], 50), 0)
+
+
+class Placement(unittest.TestCase):
+    def test_one_worker_gets_the_last_core(self):
+        self.assertEqual(runner.cpu_sets(1, True, ncpu=2), ("1", "0"))
+        self.assertEqual(runner.cpu_sets(2, True, ncpu=8), ("6,7", "0,1,2,3,4,5"))
+
+    def test_no_core_left_or_no_pinning_means_unpinned(self):
+        self.assertEqual(runner.cpu_sets(2, True, ncpu=2), (None, None))
+        self.assertEqual(runner.cpu_sets(1, False, ncpu=2), (None, None))
+
+
+class Configs(unittest.TestCase):
+    def test_weir_filters_and_routes(self):
+        spec = targets.TargetSpec("weir-3", "Weir", "weir", filters=3, routes=5)
+        text = targets._weir_config(spec, _ctx(), 8080)
+        self.assertEqual(text.count("- name: bench-header-"), 3)
+        self.assertIn('config: { id: "3" }', text)
+        self.assertEqual(text.count("forward: { cluster: upstream }"), 5)
+        self.assertIn('prefix: "/r/4/"', text)
+        self.assertEqual(spec.path, "/r/4/")
+        self.assertIn("127.0.0.1:8080", text)
+        self.assertIn('endpoints: ["127.0.0.1:4321"]', text)
+        self.assertNotIn("$", text)
+
+    def test_weir_without_filters_has_an_empty_chain(self):
+        text = targets._weir_config(targets.TargetSpec("weir-0", "Weir", "weir"), _ctx(), 8080)
+        self.assertIn("filters: []", text)
+        self.assertIn('prefix: "/"', text)
+
+    def test_envoy_filters_share_one_vm_with_distinct_roots(self):
+        spec = targets.TargetSpec("envoy-3", "Envoy", "envoy", filters=3)
+        text = targets._envoy_config(spec, _ctx(), 9090)
+        self.assertEqual(text.count("envoy.filters.http.wasm"), 3)
+        self.assertEqual(text.count("vm_id: bench_header"), 3)
+        for i in (1, 2, 3):
+            self.assertIn(f"root_id: bench_header_{i}", text)
+        self.assertIn("port_value: 9090", text)
+        self.assertNotIn("$", text)
+
+    def test_missing_placeholder_is_a_clear_error(self):
+        with self.assertRaises(procs.HarnessError) as caught:
+            targets._render("weir-route.yaml.tmpl", INDEX=1)
+        self.assertIn("PREFIX", str(caught.exception))
+
+    def test_pending_reasons(self):
+        spec = targets.TargetSpec("weir-1", "Weir", "weir", filters=1)
+        self.assertIn("weir binary not built", spec.pending(_tools()))
+        self.assertIsNone(targets.TargetSpec("nginx", "nginx", "nginx").pending(_tools()))
+
+
+def _sample(rps: float, cpu: float) -> dict:
+    return {"rps": rps, "p50_us": 100, "p99_us": 900, "cpu_us_per_req": cpu, "cpu_util": 1.0,
+            "upstream_cpu_us_per_req": 3.0, "peak_rss_kib": 2048, "errors": 0, "requests": int(rps)}
+
+
+class Summary(unittest.TestCase):
+    specs = [targets.TargetSpec("direct", "direct", "direct"),
+             targets.TargetSpec("weir-0", "Weir", "weir", envoy_peer="envoy-0"),
+             targets.TargetSpec("envoy-0", "Envoy", "envoy", envoy_peer="envoy-0")]
+    load_list = loads.standard_loads(32, 10)[:1]
+
+    def phase(self) -> dict:
+        return {"workers": 1, "proxy_cpus": "1", "loadgen_cpus": "0", "unavailable": {"x": "pending: y"},
+                "shapes": {k: {"processes": 1, "threads": 2, "thread_names": {"t": 2}}
+                           for k in ("direct", "weir-0", "envoy-0")},
+                "samples": {"direct": {"h1": [_sample(100, 2), _sample(300, 4), _sample(200, 3)]},
+                            "weir-0": {"h1": [_sample(50, 10), _sample(40, 12), _sample(60, 8)]},
+                            "envoy-0": {"h1": [_sample(25, 40), _sample(20, 40), _sample(30, 40)]}}}
+
+    def test_medians_spreads_and_ratios(self):
+        summary = runner.summarise(self.phase(), self.specs, self.load_list)["h1"]
+        weir = summary["weir-0"]
+        self.assertEqual(weir["rps"], {"median": 50, "min": 40, "max": 60})
+        self.assertAlmostEqual(weir["rps_vs_direct"], 0.25)
+        self.assertAlmostEqual(weir["rps_vs_envoy"], 2.0)
+        self.assertAlmostEqual(weir["cpu_vs_envoy"], 0.25)
+        self.assertNotIn("rps_vs_envoy", summary["envoy-0"])
+
+    def test_report_and_plot_render(self):
+        phase = self.phase()
+        phase["summary"] = runner.summarise(phase, self.specs, self.load_list)
+        result = {"started": "now", "smoke": True, "phases": [phase],
+                  "settings": runner.Settings(1, 3, 0, 32, 10, True, 1, 64, 5, "v8").__dict__,
+                  "machine": {"cpu_model": "cpu", "cores": 2, "memory": "1 GiB", "kernel": "k", "os": "os",
+                              "loadavg_at_start": "0"}, "versions": {"nginx": "1"}}
+        md = report.markdown(result, self.specs, self.load_list)
+        self.assertIn("| Weir | 50 (40–60) | 0.25× | 2.00× (vs envoy-0) |", md)
+        self.assertIn("- `x`: pending: y", md)
+        root = ET.fromstring(svg.chart(result, self.specs, self.load_list))
+        self.assertTrue(root.tag.endswith("svg"))
+
+
+class Processes(unittest.TestCase):
+    def test_a_process_that_exits_early_is_reported_with_its_log(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = procs.start("quitter", ["sh", "-c", "echo bad config; exit 3"], Path(tmp) / "q.log")
+            with self.assertRaises(procs.HarnessError) as caught:
+                procs.wait_for_port(proc, procs.free_ports(1)[0], timeout=10)
+            self.assertIn("exited with status 3", str(caught.exception))
+            self.assertIn("bad config", str(caught.exception))
+            procs.stop(proc)
+
+    def test_stop_ends_the_whole_group(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = procs.start("parent", ["sh", "-c", "sleep 60 & sleep 60; wait"], Path(tmp) / "p.log")
+            deadline = time.monotonic() + 5
+            while len(procs.tree(proc.pid)) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            group = procs.tree(proc.pid)
+            self.assertEqual(len(group), 3, "sh and its two sleeps")
+            procs.stop(proc)
+            deadline = time.monotonic() + 5
+            while any(_running(pid) for pid in group) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertEqual([pid for pid in group if _running(pid)], [])
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+if __name__ == "__main__":
+    unittest.main()
