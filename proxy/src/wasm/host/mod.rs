@@ -16,6 +16,7 @@ pub(crate) mod metrics;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::StoreLimits;
@@ -113,12 +114,16 @@ pub(crate) struct ExchangeData {
 }
 
 /// CPU time accounting for the current call: wall time minus the time the
-/// guest spent suspended in async host calls (callouts).
-#[derive(Debug, Clone, Copy)]
+/// guest spent suspended in async host calls (callouts) and the time it
+/// waited after yielding its thread to other tasks.
+#[derive(Debug, Clone)]
 pub(crate) struct CpuMeter {
     pub(crate) limit: Duration,
     pub(crate) started: Instant,
     pub(crate) suspended: Duration,
+    /// Nanoseconds spent yielded (written by the yield future, which cannot
+    /// reach the store).
+    yielded_ns: Arc<AtomicU64>,
 }
 
 impl CpuMeter {
@@ -127,22 +132,39 @@ impl CpuMeter {
             limit: Duration::ZERO,
             started: Instant::now(),
             suspended: Duration::ZERO,
+            yielded_ns: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// Start metering a call allowed `limit` of CPU time.
     pub(crate) fn start(&mut self, limit: Duration) {
-        *self = CpuMeter {
-            limit,
-            started: Instant::now(),
-            suspended: Duration::ZERO,
-        };
+        self.limit = limit;
+        self.started = Instant::now();
+        self.suspended = Duration::ZERO;
+        self.yielded_ns.store(0, Ordering::Relaxed);
     }
 
     /// CPU time left, or `None` when the limit is used up.
     pub(crate) fn remaining(&self) -> Option<Duration> {
-        let used = self.started.elapsed().saturating_sub(self.suspended);
+        let yielded = Duration::from_nanos(self.yielded_ns.load(Ordering::Relaxed));
+        let used = self
+            .started
+            .elapsed()
+            .saturating_sub(self.suspended)
+            .saturating_sub(yielded);
         self.limit.checked_sub(used).filter(|left| !left.is_zero())
+    }
+
+    /// Give the thread to other tasks once; the time until this guest runs
+    /// again is not its CPU time.
+    pub(crate) fn yield_now(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let yielded_ns = Arc::clone(&self.yielded_ns);
+        async move {
+            let from = Instant::now();
+            tokio::task::yield_now().await;
+            let waited = u64::try_from(from.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            yielded_ns.fetch_add(waited, Ordering::Relaxed);
+        }
     }
 }
 
