@@ -136,6 +136,14 @@ pub trait ExchangeHooks: Send {
         body
     }
 
+    /// True when the body [`Self::request_body`] returns holds everything
+    /// back until the end (a filter buffers it whole). The pipeline then reads
+    /// it to its end before sending the request head, so the head goes out
+    /// with the final `content-length`. Asked after `request_headers`.
+    fn buffers_request_body(&self) -> bool {
+        false
+    }
+
     /// The response head on its way to the client (upstream or local).
     fn response_headers<'a>(
         &'a mut self,
@@ -148,6 +156,13 @@ pub trait ExchangeHooks: Send {
     /// Wrap the response body on its way to the client. Default: unchanged.
     fn response_body(&mut self, body: ProxyBody) -> ProxyBody {
         body
+    }
+
+    /// Like [`Self::buffers_request_body`], for the response: the pipeline
+    /// holds the response head until the wrapped body ended, then sends it
+    /// with the final `content-length`. Asked after `response_headers`.
+    fn buffers_response_body(&self) -> bool {
+        false
     }
 
     /// The exchange is over. Runs off the response path.

@@ -27,8 +27,9 @@ use std::sync::Arc;
 
 use weir_proxy::config::{self, Config};
 use weir_proxy::phases::HooksFactory;
-use weir_proxy::proxy::{NoFilters, Runtime};
+use weir_proxy::proxy::{NoFilters, Runtime, RuntimeError};
 use weir_proxy::server::{self, ServerHandle};
+use weir_proxy::wasm::{RuntimeOptions, WasmRuntime};
 
 use crate::server::Listening;
 
@@ -39,7 +40,19 @@ pub fn new() -> ProxyBuilder {
         placeholders: BTreeMap::new(),
         hooks: Arc::new(NoFilters),
         config_dir: None,
+        wasm: None,
     }
+}
+
+/// One Wasm runtime for the whole test process (engine, epoch ticker, KV
+/// store, compiled-module cache), like the `weir` binary has one per process.
+/// Tests that share it must use distinct KV keys.
+pub fn shared_wasm() -> Arc<WasmRuntime> {
+    static WASM: std::sync::OnceLock<Arc<WasmRuntime>> = std::sync::OnceLock::new();
+    WASM.get_or_init(|| {
+        Arc::new(WasmRuntime::new(RuntimeOptions::default()).expect("the Wasm runtime"))
+    })
+    .clone()
 }
 
 /// A proxy being described; [`ProxyBuilder::run`] starts it.
@@ -48,6 +61,7 @@ pub struct ProxyBuilder {
     placeholders: BTreeMap<String, String>,
     hooks: Arc<dyn HooksFactory>,
     config_dir: Option<PathBuf>,
+    wasm: Option<Arc<WasmRuntime>>,
 }
 
 impl ProxyBuilder {
@@ -75,6 +89,32 @@ impl ProxyBuilder {
     pub fn hooks(mut self, hooks: Arc<dyn HooksFactory>) -> Self {
         self.hooks = hooks;
         self
+    }
+
+    /// Run the config's Wasm filter chains (`filters:` and per-route
+    /// `filters:`), loaded through [`Runtime::build`] with the process-wide
+    /// [`shared_wasm`] runtime. Give module paths with placeholders:
+    /// `.filter_module("echo", weir_tests::artifacts::HEADER_ECHO)` and
+    /// `module: "{{echo}}"` in the YAML.
+    pub fn with_filters(self) -> Self {
+        self.wasm_runtime(shared_wasm())
+    }
+
+    /// Like [`Self::with_filters`], with this Wasm runtime.
+    pub fn wasm_runtime(mut self, wasm: Arc<WasmRuntime>) -> Self {
+        self.wasm = Some(wasm);
+        self
+    }
+
+    /// Replace `{{name}}` with the path of a filter artifact, and run the
+    /// config's filters (see [`Self::with_filters`]).
+    pub fn filter_module(self, name: &str, path: &str) -> Self {
+        let this = if self.wasm.is_some() {
+            self
+        } else {
+            self.with_filters()
+        };
+        this.var(name, path)
     }
 
     /// Write the config file into `dir` (relative module paths resolve from there).
@@ -120,16 +160,30 @@ impl ProxyBuilder {
         }
     }
 
-    /// Start the proxy. Returns once every listener is bound.
-    pub async fn run(self) -> RunningProxy {
+    /// Build the runtime the proxy would serve: with filters (see
+    /// [`Self::with_filters`]) through [`Runtime::build`], else with the
+    /// given hooks. The error is what a bad filter or config gives.
+    pub async fn build_runtime(&self) -> Result<Runtime, RuntimeError> {
         crate::init_tracing();
         let config = self.load();
-        let runtime = Runtime::new(config, Arc::clone(&self.hooks)).expect("runtime from config");
+        match &self.wasm {
+            Some(wasm) => Runtime::build(config, wasm).await,
+            None => Runtime::new(config, Arc::clone(&self.hooks)),
+        }
+    }
+
+    /// Start the proxy. Returns once every listener is bound.
+    pub async fn run(self) -> RunningProxy {
+        let runtime = match self.build_runtime().await {
+            Ok(runtime) => runtime,
+            Err(err) => panic!("runtime from config: {err}\n---\n{}", self.render()),
+        };
         let handle = server::start(runtime).await.expect("start the proxy");
         RunningProxy {
             addr: handle.local_addrs()[0],
             admin_addr: handle.admin_addr(),
             handle,
+            wasm: self.wasm,
         }
     }
 }
@@ -148,6 +202,8 @@ pub struct RunningProxy {
     pub admin_addr: Option<SocketAddr>,
     /// Controls the server (reload, shutdown).
     pub handle: ServerHandle,
+    /// The Wasm runtime the filters run in, when the proxy runs filters.
+    pub wasm: Option<Arc<WasmRuntime>>,
 }
 
 impl RunningProxy {

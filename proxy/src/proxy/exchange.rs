@@ -9,6 +9,7 @@ use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
+use super::buffered;
 use super::headers::strip_hop_by_hop;
 use super::tracked_body::{
     Completion, CountingBody, HookErrorCapture, HookErrorSlot, ResponseBody,
@@ -34,6 +35,8 @@ pub(super) struct Exchange<'rt> {
     request_body_error: Option<HookErrorSlot>,
     upstream_cluster: Option<String>,
     answered_by_upstream: bool,
+    /// The request is a HEAD: a response body is never sent.
+    head_request: bool,
     in_flight: InFlight,
 }
 
@@ -55,6 +58,7 @@ impl<'rt> Exchange<'rt> {
             request_body_error: None,
             upstream_cluster: None,
             answered_by_upstream: false,
+            head_request: false,
             in_flight,
         }
     }
@@ -67,6 +71,7 @@ impl<'rt> Exchange<'rt> {
         upgrade: bool,
     ) -> Response<ProxyBody> {
         let runtime = self.runtime;
+        self.head_request = head.method == http::Method::HEAD;
         let Some(matched) = runtime.router.route(&head) else {
             return ProxyError::new(ErrorKind::NoRoute).into_response();
         };
@@ -149,7 +154,41 @@ impl<'rt> Exchange<'rt> {
             .and_then(Forward::timeout)
             .unwrap_or(self.runtime.config.limits.request_timeout);
 
-        let body = self.request_body(body);
+        let mut body = self.request_body(body);
+        if self
+            .hooks
+            .as_ref()
+            .is_some_and(|h| h.buffers_request_body())
+        {
+            match buffered::collect(body).await {
+                Ok(whole) => {
+                    let carries_body = whole.length != Some(0)
+                        || !matches!(
+                            head.method,
+                            http::Method::GET | http::Method::HEAD | http::Method::DELETE
+                        );
+                    if carries_body {
+                        buffered::set_length(&mut head.headers, whole.length);
+                    }
+                    body = whole.body;
+                }
+                Err(err) => {
+                    let taken = self
+                        .request_body_error
+                        .as_ref()
+                        .and_then(|slot| slot.lock().ok().and_then(|mut kind| kind.take()));
+                    let err = match taken {
+                        Some(kind) => {
+                            self.hooks_failed = true;
+                            ProxyError::new(kind).with_cause(err)
+                        }
+                        None => ProxyError::new(ErrorKind::BadRequest("request body not received"))
+                            .with_cause(err),
+                    };
+                    return self.response_phase(err.into_response()).await;
+                }
+            }
+        }
         self.upstream_cluster = Some(cluster.clone());
         let request = Request::from_parts(head, body);
         let response = match send(&self.runtime.upstreams, &cluster, request, timeout).await {
@@ -221,7 +260,13 @@ impl<'rt> Exchange<'rt> {
         };
         let (mut parts, body) = response.into_parts();
         match hooks.response_headers(&mut parts, &mut self.ctx).await {
-            Ok(Flow::Continue) => Response::from_parts(parts, hooks.response_body(body)),
+            Ok(Flow::Continue) => {
+                let body = hooks.response_body(body);
+                if !hooks.buffers_response_body() {
+                    return Response::from_parts(parts, body);
+                }
+                self.buffered_response(parts, body).await
+            }
             Ok(Flow::Respond(replacement)) => {
                 self.answered_by_upstream = false;
                 replacement.map(body::full)
@@ -230,6 +275,42 @@ impl<'rt> Exchange<'rt> {
                 self.hooks_failed = true;
                 self.answered_by_upstream = false;
                 ProxyError::from(err).into_response()
+            }
+        }
+    }
+
+    /// A response whose body a filter buffers: read it through the filters
+    /// first, then send the head with the final length. A filter failing on
+    /// the body can still be answered for, since nothing was sent yet.
+    async fn buffered_response(
+        &mut self,
+        mut parts: http::response::Parts,
+        body: ProxyBody,
+    ) -> Response<ProxyBody> {
+        match buffered::collect(body).await {
+            Ok(whole) => {
+                let no_body = self.head_request
+                    || parts.status.is_informational()
+                    || parts.status == StatusCode::NO_CONTENT
+                    || parts.status == StatusCode::NOT_MODIFIED;
+                if !no_body {
+                    buffered::set_length(&mut parts.headers, whole.length);
+                }
+                Response::from_parts(parts, whole.body)
+            }
+            Err(err) => {
+                self.hooks_failed = true;
+                self.answered_by_upstream = false;
+                let kind = match ProxyError::find_hook_error(err.as_ref()) {
+                    Some(crate::phases::HookError::FilterFailed { filter, .. }) => {
+                        ErrorKind::FilterFailed {
+                            filter: filter.clone(),
+                        }
+                    }
+                    // Too large for a filter, or the upstream broke off.
+                    _ => ErrorKind::UpstreamProtocol,
+                };
+                ProxyError::new(kind).with_cause(err).into_response()
             }
         }
     }

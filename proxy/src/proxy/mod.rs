@@ -7,9 +7,12 @@
 //!   ─► strip hop-by-hop ─► response header ops ─► hooks.response_headers ─► stream body ─► hooks.done
 //! ```
 //!
-//! Bodies stream both ways with backpressure and are never buffered here.
+//! Bodies stream both ways with backpressure. The one exception: when a
+//! filter buffers a body whole anyway, the head waits for the buffered body
+//! so it carries the final `content-length` (see `buffered`).
 //! Every error becomes a response in [`crate::error`].
 
+mod buffered;
 mod callouts;
 mod exchange;
 pub mod headers;

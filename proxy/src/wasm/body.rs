@@ -14,8 +14,8 @@
 //! `respond` is not possible in a body phase (the head is already on its
 //! way) and counts as a failure.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -90,8 +90,13 @@ impl BodyStage {
     }
 }
 
+/// Where a body pipeline leaves the exchange properties as its filters left
+/// them, so later phases (response headers, done) see what body phases set.
+pub(crate) type PropertySink = Arc<Mutex<Option<HashMap<String, String>>>>;
+
 struct BodyPipeline {
     inner: ProxyBody,
+    properties: PropertySink,
     stages: Vec<BodyStage>,
     direction: BodyDirection,
     data: ExchangeData,
@@ -105,9 +110,11 @@ pub(crate) fn wrap_body(
     stages: Vec<BodyStage>,
     direction: BodyDirection,
     data: ExchangeData,
+    properties: PropertySink,
 ) -> ProxyBody {
     let pipeline = BodyPipeline {
         inner: body,
+        properties,
         stages,
         direction,
         data,
@@ -221,6 +228,8 @@ impl BodyPipeline {
         let stage = &mut self.stages[index];
         let result = stage.handle.run(call, &mut self.data).await;
         let output = self.data.body.take().unwrap_or_default();
+        *self.properties.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(self.data.ctx.properties.clone());
         let failure = match result {
             Ok(None | Some(Action::Continue)) => return Ok(output),
             Ok(Some(Action::Delay(ms))) => {

@@ -20,10 +20,10 @@ use http::header::CONTENT_LENGTH;
 
 use crate::body::ProxyBody;
 use crate::phases::{ExchangeCtx, ExchangeHooks, ExchangeSummary, Flow, HookError};
-use crate::wasm::bindings::weir::filter::types::{Action, Phases, Summary};
-use crate::wasm::body::{BodyDirection, BodyStage, wrap_body};
+use crate::wasm::bindings::weir::filter::types::{Action, BodyMode, Phases, Summary};
+use crate::wasm::body::{BodyDirection, BodyStage, PropertySink, wrap_body};
 use crate::wasm::error::CallFailure;
-use crate::wasm::filter_set::{MAX_DELAY, RouteChain};
+use crate::wasm::filter_set::{ActiveFilter, MAX_DELAY, RouteChain};
 use crate::wasm::host::http::local_response;
 use crate::wasm::host::{CtxData, ExchangeData, Phase};
 use crate::wasm::instance::{FilterHandle, PhaseCall};
@@ -42,6 +42,8 @@ pub(crate) struct WasmExchange {
     response: Option<http::response::Parts>,
     /// Copy of the context for body phases (which get no `ExchangeCtx`).
     ctx: Option<CtxData>,
+    /// Properties as the body phases left them, merged into later phases.
+    body_properties: PropertySink,
 }
 
 fn empty_request() -> http::request::Parts {
@@ -85,6 +87,7 @@ impl WasmExchange {
             request: None,
             response: None,
             ctx: None,
+            body_properties: PropertySink::default(),
         }
     }
 
@@ -170,6 +173,28 @@ impl WasmExchange {
         self.active(phase).next().is_some()
     }
 
+    /// Some active body filter in `direction` buffers the body whole.
+    fn buffers(&self, direction: BodyDirection) -> bool {
+        let (phase, mode_of): (Phases, fn(&ActiveFilter) -> BodyMode) = match direction {
+            BodyDirection::Request => (Phases::REQUEST_BODY, |f| f.request_body),
+            BodyDirection::Response => (Phases::RESPONSE_BODY, |f| f.response_body),
+        };
+        self.active(phase)
+            .any(|i| matches!(mode_of(&self.chain.filters[i]), BodyMode::Buffer(_)))
+    }
+
+    /// Bring in the properties body phases set since the last look.
+    fn merge_body_properties(&self, ctx: &mut ExchangeCtx) {
+        let taken = self
+            .body_properties
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(properties) = taken {
+            ctx.properties.extend(properties);
+        }
+    }
+
     fn has_body_phase(&self) -> bool {
         self.has_phase(Phases::REQUEST_BODY) || self.has_phase(Phases::RESPONSE_BODY)
     }
@@ -220,7 +245,21 @@ impl ExchangeHooks for WasmExchange {
             ctx: self.ctx.clone().unwrap_or_default(),
             ..Default::default()
         };
-        wrap_body(body, stages, BodyDirection::Request, data)
+        wrap_body(
+            body,
+            stages,
+            BodyDirection::Request,
+            data,
+            self.body_properties.clone(),
+        )
+    }
+
+    fn buffers_request_body(&self) -> bool {
+        self.buffers(BodyDirection::Request)
+    }
+
+    fn buffers_response_body(&self) -> bool {
+        self.buffers(BodyDirection::Response)
     }
 
     fn response_headers<'a>(
@@ -232,6 +271,7 @@ impl ExchangeHooks for WasmExchange {
             if !self.has_phase(Phases::RESPONSE_HEADERS) && !self.has_phase(Phases::RESPONSE_BODY) {
                 return Ok(Flow::Continue);
             }
+            self.merge_body_properties(ctx);
             let response = std::mem::replace(head, empty_response());
             let mut data = ExchangeData {
                 request: Some(self.request.take().unwrap_or_else(empty_request)),
@@ -275,7 +315,13 @@ impl ExchangeHooks for WasmExchange {
             ctx: self.ctx.clone().unwrap_or_default(),
             ..Default::default()
         };
-        wrap_body(body, stages, BodyDirection::Response, data)
+        wrap_body(
+            body,
+            stages,
+            BodyDirection::Response,
+            data,
+            self.body_properties.clone(),
+        )
     }
 
     fn done(mut self: Box<Self>, mut ctx: ExchangeCtx, summary: ExchangeSummary) {
@@ -287,6 +333,7 @@ impl ExchangeHooks for WasmExchange {
             tracing::debug!("no tokio runtime: on-done skipped");
             return;
         };
+        self.merge_body_properties(&mut ctx);
         let mut data = ExchangeData {
             request: Some(self.request.take().unwrap_or_else(empty_request)),
             ctx: CtxData::take(&mut ctx),

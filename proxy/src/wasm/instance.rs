@@ -41,6 +41,17 @@ pub const CONFIGURE_CPU: Duration = Duration::from_secs(1);
 #[error("CPU time limit exceeded")]
 struct CpuLimitExceeded;
 
+/// Longest stretch a guest runs before it yields its thread back to the
+/// async runtime (then it resumes where it was): a long-running or looping
+/// filter shares the thread with every other request instead of holding it
+/// for its whole CPU deadline.
+const YIELD_EVERY_TICKS: u64 = 1;
+
+/// The next epoch deadline: the next yield, or the CPU deadline if sooner.
+fn slice(left: Duration) -> u64 {
+    ticks(left).min(YIELD_EVERY_TICKS)
+}
+
 fn ticks(duration: Duration) -> u64 {
     (duration.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64).max(1)
 }
@@ -115,12 +126,18 @@ impl Instance {
         );
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_callback(|ctx| match ctx.data().cpu.remaining() {
-            Some(left) => Ok(UpdateDeadline::Continue(ticks(left))),
-            None => Err(wasmtime::Error::new(CpuLimitExceeded)),
+        store.epoch_deadline_callback(|mut ctx| {
+            let cpu = &mut ctx.data_mut().cpu;
+            match cpu.remaining() {
+                Some(left) => Ok(UpdateDeadline::YieldCustom(
+                    slice(left),
+                    Box::pin(cpu.yield_now()),
+                )),
+                None => Err(wasmtime::Error::new(CpuLimitExceeded)),
+            }
         });
         store.data_mut().cpu.start(CONFIGURE_CPU);
-        store.set_epoch_deadline(ticks(CONFIGURE_CPU));
+        store.set_epoch_deadline(slice(CONFIGURE_CPU));
         let instance = module
             .pre
             .instantiate_async(&mut store)
@@ -162,7 +179,7 @@ impl Instance {
         self.uses += 1;
         self.poisoned = true;
         self.store.data_mut().cpu.start(cpu);
-        self.store.set_epoch_deadline(ticks(cpu));
+        self.store.set_epoch_deadline(slice(cpu));
         match func.call_async(&mut self.store, params).await {
             Ok(result) => {
                 self.poisoned = false;

@@ -16,6 +16,7 @@ pub(crate) mod metrics;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use wasmtime::StoreLimits;
@@ -116,19 +117,26 @@ pub(crate) struct ExchangeData {
 ///
 /// A call runs on a fiber; while the fiber runs it owns its thread, so the
 /// thread's CPU clock advances only for the guest (and the host functions it
-/// calls). When the guest is suspended in an async host call (a callout) the
-/// meter is paused, and it resumes on whichever thread picks the fiber up
-/// again. Time the thread spends preempted on a loaded machine is not
-/// counted: a healthy filter is never failed because the machine is busy.
-/// The epoch ticker only decides how often the meter is looked at.
-#[derive(Debug, Clone, Copy)]
+/// calls). The meter is paused whenever the guest gives its thread away — an
+/// async host call (a callout) or a periodic yield to other tasks — and it
+/// resumes on whichever thread picks the fiber up again. Time the thread
+/// spends preempted on a loaded machine is not counted: a healthy filter is
+/// never failed because the machine is busy. The epoch ticker only decides
+/// how often the meter is looked at.
+#[derive(Debug, Clone)]
 pub(crate) struct CpuMeter {
     pub(crate) limit: Duration,
-    /// CPU time used in segments that have ended (before suspensions).
+    /// CPU time used in segments that have ended.
     used_before: Duration,
-    /// The thread CPU clock when the current segment started; `None` while suspended.
+    /// The thread CPU clock when the current segment started; `None` while
+    /// the guest is not running.
     segment_start: Option<Duration>,
+    /// The thread CPU clock (ns) when the guest resumed after a yield, set by
+    /// the yield future (which cannot reach the store); `NOT_RESUMED` if none.
+    resumed_at_ns: Arc<AtomicU64>,
 }
+
+const NOT_RESUMED: u64 = u64::MAX;
 
 /// This thread's CPU clock.
 fn thread_cpu_now() -> Duration {
@@ -145,19 +153,19 @@ impl CpuMeter {
             limit: Duration::ZERO,
             used_before: Duration::ZERO,
             segment_start: None,
+            resumed_at_ns: Arc::new(AtomicU64::new(NOT_RESUMED)),
         }
     }
 
     /// Start metering a call allowed `limit` of CPU time.
     pub(crate) fn start(&mut self, limit: Duration) {
-        *self = CpuMeter {
-            limit,
-            used_before: Duration::ZERO,
-            segment_start: Some(thread_cpu_now()),
-        };
+        self.limit = limit;
+        self.used_before = Duration::ZERO;
+        self.segment_start = Some(thread_cpu_now());
+        self.resumed_at_ns.store(NOT_RESUMED, Ordering::Relaxed);
     }
 
-    /// The guest is about to be suspended (an async host call): stop counting.
+    /// The guest is about to give its thread away: stop counting.
     pub(crate) fn suspend(&mut self) {
         if let Some(start) = self.segment_start.take() {
             self.used_before += thread_cpu_now().saturating_sub(start);
@@ -170,7 +178,13 @@ impl CpuMeter {
     }
 
     /// CPU time used by this call so far.
-    pub(crate) fn used(&self) -> Duration {
+    pub(crate) fn used(&mut self) -> Duration {
+        if self.segment_start.is_none() {
+            let resumed = self.resumed_at_ns.swap(NOT_RESUMED, Ordering::Relaxed);
+            if resumed != NOT_RESUMED {
+                self.segment_start = Some(Duration::from_nanos(resumed));
+            }
+        }
         let running = self
             .segment_start
             .map(|start| thread_cpu_now().saturating_sub(start))
@@ -179,10 +193,22 @@ impl CpuMeter {
     }
 
     /// CPU time left, or `None` when the limit is used up.
-    pub(crate) fn remaining(&self) -> Option<Duration> {
-        self.limit
-            .checked_sub(self.used())
-            .filter(|left| !left.is_zero())
+    pub(crate) fn remaining(&mut self) -> Option<Duration> {
+        let used = self.used();
+        self.limit.checked_sub(used).filter(|left| !left.is_zero())
+    }
+
+    /// Give the thread to other tasks once. The meter stops now and starts
+    /// again, on the thread the guest resumes on, when the future completes
+    /// (wasmtime resumes the fiber in the same poll).
+    pub(crate) fn yield_now(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.suspend();
+        let resumed_at_ns = Arc::clone(&self.resumed_at_ns);
+        async move {
+            tokio::task::yield_now().await;
+            let now = u64::try_from(thread_cpu_now().as_nanos()).unwrap_or(NOT_RESUMED - 1);
+            resumed_at_ns.store(now, Ordering::Relaxed);
+        }
     }
 }
 
