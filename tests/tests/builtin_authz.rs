@@ -100,10 +100,16 @@ fn reason(response: &TestResponse) -> String {
 }
 
 /// A proxy whose default chain is `authz` with `authz_config` in front of `app`.
-async fn authz_proxy(app: &Listening, authz_config: &str, extra: &[(&str, &Listening)]) -> FilteredProxy {
+async fn authz_proxy(
+    app: &Listening,
+    authz_config: &str,
+    extra: &[(&str, &Listening)],
+) -> FilteredProxy {
     let mut clusters = String::from("  - name: app\n    endpoints: [\"{{app}}\"]\n");
     for (name, _) in extra {
-        clusters.push_str(&format!("  - name: {name}\n    endpoints: [\"{{{{{name}}}}}\"]\n"));
+        clusters.push_str(&format!(
+            "  - name: {name}\n    endpoints: [\"{{{{{name}}}}}\"]\n"
+        ));
     }
     let yaml = format!(
         r#"
@@ -385,7 +391,10 @@ async fn ext_authz_allows_and_denies() {
         )
         .await;
     assert_eq!(response.status, 200, "{}", response.text());
-    assert_eq!(upstream_header(&response, "x-user-id").as_deref(), Some("u-42"));
+    assert_eq!(
+        upstream_header(&response, "x-user-id").as_deref(),
+        Some("u-42")
+    );
 
     let response = http
         .get_with(

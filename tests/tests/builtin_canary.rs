@@ -53,11 +53,17 @@ virtual_hosts:
 
 /// Which upstream answered; the variant header must agree with it.
 fn served_by(response: &TestResponse) -> String {
-    let upstream = response.header("x-upstream").expect("x-upstream").to_string();
+    let upstream = response
+        .header("x-upstream")
+        .expect("x-upstream")
+        .to_string();
     let variant = response
         .header("x-canary-variant")
         .expect("x-canary-variant");
-    assert_eq!(variant, upstream, "variant header disagrees with the upstream");
+    assert_eq!(
+        variant, upstream,
+        "variant header disagrees with the upstream"
+    );
     upstream
 }
 
@@ -127,9 +133,13 @@ async fn override_header_forces_either_variant() {
     .await;
     let http = client::http1();
     for _ in 0..10 {
-        let always = http.get_with(&proxy.url("/"), &[("x-canary", "always")]).await;
+        let always = http
+            .get_with(&proxy.url("/"), &[("x-canary", "always")])
+            .await;
         assert_eq!(served_by(&always), "canary");
-        let never = http.get_with(&proxy.url("/"), &[("x-canary", "never")]).await;
+        let never = http
+            .get_with(&proxy.url("/"), &[("x-canary", "never")])
+            .await;
         assert_eq!(served_by(&never), "stable");
     }
     assert_eq!(up.canary.requests(), 10);
@@ -200,7 +210,9 @@ async fn rollback_after_canary_errors_sends_everyone_to_stable() {
         assert_eq!(response.status, 200);
     }
     // Testers can still reach the rolled-back canary on purpose.
-    let forced = http.get_with(&proxy.url("/"), &[("x-canary", "always")]).await;
+    let forced = http
+        .get_with(&proxy.url("/"), &[("x-canary", "always")])
+        .await;
     assert_eq!(served_by(&forced), "canary");
     assert_eq!(proxy.counter("canary_rollbacks_total"), 1);
     assert!(

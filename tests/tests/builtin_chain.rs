@@ -92,7 +92,12 @@ async fn unauthenticated_requests_never_reach_an_upstream() {
             vec![("authorization", "Bearer not.a.token")],
         ] {
             let response = http.get_with(&qs.proxy.url(path), &headers).await;
-            assert_eq!(response.status, 401, "{path} {headers:?}: {}", response.text());
+            assert_eq!(
+                response.status,
+                401,
+                "{path} {headers:?}: {}",
+                response.text()
+            );
             assert!(response.header("www-authenticate").is_some());
         }
     }
@@ -105,7 +110,10 @@ async fn unauthenticated_requests_never_reach_an_upstream() {
     assert_eq!(hello.text(), "hello from weir\n");
     let public = http.get(&qs.proxy.url("/public/info")).await;
     assert_eq!(public.status, 200);
-    assert_eq!(upstream_header(&public, "x-hello").as_deref(), Some("from-weir"));
+    assert_eq!(
+        upstream_header(&public, "x-hello").as_deref(),
+        Some("from-weir")
+    );
     assert_eq!(qs.upstream_requests(), 1);
 }
 
@@ -158,7 +166,10 @@ async fn each_filter_acts_in_the_chain() {
         .get_with(&qs.proxy.url("/admin"), &[("authorization", &alice)])
         .await;
     assert_eq!(response.status, 200);
-    assert_eq!(upstream_header(&response, "x-weir-principal").as_deref(), Some("alice"));
+    assert_eq!(
+        upstream_header(&response, "x-weir-principal").as_deref(),
+        Some("alice")
+    );
     let before = qs.upstream_requests();
 
     // fault: header-controlled abort and the scoped abort never reach an upstream.
@@ -169,7 +180,9 @@ async fn each_filter_acts_in_the_chain() {
     let response = http.get_with(&url, &[key, ("x-user", "chaos")]).await;
     assert_eq!(response.status, 503);
     assert_eq!(qs.upstream_requests(), before);
-    let response = http.get_with(&url, &[key, ("x-weir-fault-delay", "10")]).await;
+    let response = http
+        .get_with(&url, &[key, ("x-weir-fault-delay", "10")])
+        .await;
     assert_eq!(response.status, 200);
     assert_eq!(qs.proxy.counter("fault_delays_total"), 1);
 

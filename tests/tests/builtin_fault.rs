@@ -92,11 +92,7 @@ async fn grpc_request_gets_a_trailers_only_grpc_status() {
 #[tokio::test]
 async fn delay_at_100_percent_still_completes() {
     let app = upstream().await;
-    let proxy = fault_proxy(
-        &app,
-        r#"{ delay: { percentage: 100, duration: 20ms } }"#,
-    )
-    .await;
+    let proxy = fault_proxy(&app, r#"{ delay: { percentage: 100, duration: 20ms } }"#).await;
     let http = client::http1();
     for _ in 0..3 {
         let response = http.get(&proxy.url("/slow")).await;
@@ -127,7 +123,11 @@ async fn header_controlled_faults_are_ignored_when_disabled() {
 #[tokio::test]
 async fn header_controlled_faults_are_honoured_when_enabled() {
     let app = upstream().await;
-    let proxy = fault_proxy(&app, r#"{ header_control: { enabled: true, max_delay: 1s } }"#).await;
+    let proxy = fault_proxy(
+        &app,
+        r#"{ header_control: { enabled: true, max_delay: 1s } }"#,
+    )
+    .await;
     let http = client::http1();
 
     let response = http
