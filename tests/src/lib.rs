@@ -3,12 +3,14 @@
 //!
 //! - [`server`]: HTTP/1.1, h2c and auto upstreams with per-path handlers.
 //! - [`proxy`]: the proxy in-process, from YAML with `{{placeholders}}`.
+//! - [`builtin`]: the same with the config's Wasm filter chains loaded.
 //! - [`client`]: HTTP/1.1 and h2c clients, streamed bodies, raw sockets.
 //! - [`grpc`], [`websocket`]: peers for those protocols.
 //! - [`pattern`]: checkable data for large streamed bodies.
 //! - [`weir_bin`]: the real `weir` binary for CLI tests.
 
 pub mod artifacts;
+pub mod builtin;
 pub mod client;
 pub mod grpc;
 pub mod pattern;

@@ -1,0 +1,115 @@
+//! The proxy with its real Wasm filter chains, as `weir run` builds it
+//! (`Runtime::build` with a `WasmRuntime`), for tests of the built-in filters.
+//!
+//! The config's `{{authz_wasm}}`, `{{fault_wasm}}`, `{{canary_wasm}}` and
+//! `{{hello_wasm}}` placeholders are filled with the built components' paths.
+//!
+//! ```no_run
+//! # async fn demo(upstream: weir_tests::server::Listening) {
+//! let proxy = weir_tests::builtin::start(
+//!     weir_tests::proxy::new().upstream("app", &upstream).config(r#"
+//! filters:
+//!   - name: fault
+//!     module: "{{fault_wasm}}"
+//!     config: { abort: { percentage: 100, http_status: 503 } }
+//! clusters:
+//!   - name: app
+//!     endpoints: ["{{app}}"]
+//! virtual_hosts:
+//!   - name: all
+//!     domains: ["*"]
+//!     routes:
+//!       - forward: { cluster: app }
+//! "#),
+//! )
+//! .await;
+//! # }
+//! ```
+
+use std::sync::Arc;
+
+use weir_proxy::config;
+use weir_proxy::proxy::Runtime;
+use weir_proxy::server;
+use weir_proxy::wasm::{RuntimeOptions, WasmRuntime};
+
+use crate::artifacts;
+use crate::proxy::{ProxyBuilder, RunningProxy};
+
+/// A proxy serving with Wasm filters, plus the Wasm runtime (its KV store
+/// and metrics) the filters run in.
+pub struct FilteredProxy {
+    /// The running proxy.
+    pub proxy: RunningProxy,
+    /// The runtime the filters were loaded into.
+    pub wasm: Arc<WasmRuntime>,
+}
+
+impl FilteredProxy {
+    /// `http://ADDR{path}` for the first listener.
+    pub fn url(&self, path: &str) -> String {
+        self.proxy.url(path)
+    }
+
+    /// The sum of every series of the filter metric counter `name`
+    /// (all filters, all labels).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.wasm
+            .metrics()
+            .counters
+            .iter()
+            .filter(|(key, _)| key.name == name)
+            .map(|(_, value)| value)
+            .sum()
+    }
+}
+
+/// Fill the built-in filters' module placeholders of `builder`.
+pub fn with_builtin_modules(builder: ProxyBuilder) -> ProxyBuilder {
+    builder
+        .var("authz_wasm", artifacts::WEIR_FILTER_AUTHZ)
+        .var("fault_wasm", artifacts::WEIR_FILTER_FAULT)
+        .var("canary_wasm", artifacts::WEIR_FILTER_CANARY)
+        .var("hello_wasm", artifacts::HELLO_FILTER)
+}
+
+/// The per-call deadline tests give filters when the config sets no `wasm:`.
+/// The host measures `cpu_per_call` with epoch ticks, i.e. in wall-clock
+/// time, so the 10ms default fails healthy filters (503) on a loaded
+/// machine; these tests are about the filters' behaviour, not that limit.
+pub const TEST_CPU_PER_CALL: &str = "2s";
+
+/// Load the config of `builder` (module placeholders filled, a generous
+/// `wasm.default_limits.cpu_per_call` unless the config has a `wasm:`
+/// section), build the runtime with its filter chains and start serving.
+/// Returns once every listener is bound.
+pub async fn start(builder: ProxyBuilder) -> FilteredProxy {
+    crate::init_tracing();
+    let mut yaml = with_builtin_modules(builder).render();
+    if !yaml.lines().any(|line| line.starts_with("wasm:")) {
+        yaml = format!("wasm:\n  default_limits: {{ cpu_per_call: {TEST_CPU_PER_CALL} }}\n{yaml}");
+    }
+    let dir = tempfile::tempdir().expect("temp dir for the config");
+    let path = dir.path().join("weir.yaml");
+    std::fs::write(&path, &yaml).expect("write the test config");
+    let config = match config::load(&path) {
+        Ok(config) => config,
+        Err(err) => panic!("test config does not load:\n{err}\n---\n{yaml}"),
+    };
+    let wasm = Arc::new(
+        WasmRuntime::new(RuntimeOptions::from_config(&config.wasm)).expect("the Wasm runtime"),
+    );
+    let runtime = match Runtime::build(config, &wasm).await {
+        Ok(runtime) => runtime,
+        Err(err) => panic!("runtime with filters: {err}"),
+    };
+    let handle = server::start(runtime).await.expect("start the proxy");
+    FilteredProxy {
+        proxy: RunningProxy {
+            addr: handle.local_addrs()[0],
+            admin_addr: handle.admin_addr(),
+            handle,
+        },
+        wasm,
+    }
+}
