@@ -17,6 +17,7 @@ pub mod body;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod manager;
 pub mod phases;
 pub mod proxy;
 pub mod routing;
