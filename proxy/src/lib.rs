@@ -10,7 +10,7 @@
 //! - [`phases`]: the hooks the pipeline offers to extensions.
 //! - [`wasm`]: the WebAssembly filter host.
 //! - [`error`]: every error that becomes an HTTP response, in one place.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod body;

@@ -55,7 +55,7 @@ impl Manager {
             }
         };
         let result = match config::parse_str(&req.text, format, &origin) {
-            Ok(new) => self.apply_config(new).await,
+            Ok(new) => self.apply_parsed(new).await,
             Err(err) => Err(ControlError::FailedPrecondition(format!(
                 "invalid configuration, nothing applied:\n{err}"
             ))),
@@ -69,7 +69,7 @@ impl Manager {
     }
 
     /// Applies an already parsed and validated configuration.
-    pub(crate) async fn apply_config(&self, new: Config) -> Result<ApplySummary, ControlError> {
+    pub async fn apply_parsed(&self, new: Config) -> Result<ApplySummary, ControlError> {
         let mut state = self.state.lock().await;
         if let Some(reason) = fixed_settings_changed(&state.declared, &new) {
             return Err(ControlError::FailedPrecondition(reason));
