@@ -19,6 +19,9 @@ admin:
   enabled: false
 control:
   enabled: false
+wasm:
+  # Generous: debug builds on a busy CI machine; this test is not about CPU limits.
+  default_limits: {{ cpu_per_call: 2s }}
 filters:
   - name: stamp
     module: {HEADER_ECHO}

@@ -45,7 +45,14 @@ impl Manager {
 
     pub(crate) async fn filter_infos(&self) -> Vec<FilterInfo> {
         let state = self.state.lock().await;
-        state.filters.iter().map(|r| self.info(&state, r)).collect()
+        // In chain order.
+        state
+            .declared
+            .filters
+            .iter()
+            .filter_map(|f| state.record(&f.name))
+            .map(|r| self.info(&state, r))
+            .collect()
     }
 
     pub(crate) async fn status_now(&self) -> Result<Status, ControlError> {
