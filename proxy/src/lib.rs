@@ -10,13 +10,14 @@
 //! - [`phases`]: the hooks the pipeline offers to extensions.
 //! - [`wasm`]: the WebAssembly filter host.
 //! - [`error`]: every error that becomes an HTTP response, in one place.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod body;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod manager;
 pub mod phases;
 pub mod proxy;
 pub mod routing;

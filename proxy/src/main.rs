@@ -1,13 +1,17 @@
-//! The `weir` command: run the proxy, or check a config file.
+//! The `weir` command: run the proxy, check a config file, or manage a
+//! running proxy through its control API.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use weir_proxy::config::{self, Config};
-use weir_proxy::proxy::Runtime;
-use weir_proxy::server::{self, ShutdownOutcome};
+use weir_proxy::control::cli::{self as control_cli, ControlArgs, ControlCommand, ControlTarget};
+use weir_proxy::control::{self, ConfigFormat, ControlPlane};
+use weir_proxy::manager::{Manager, ManagerOptions, watch};
+use weir_proxy::server::ShutdownOutcome;
 use weir_proxy::telemetry::{self, LogFormat};
 use weir_proxy::wasm::{RuntimeOptions, WasmRuntime};
 
@@ -19,6 +23,13 @@ Examples:
 
   Debug logging for the proxy only, as JSON lines:
     weir run --config weir.yaml --log-level weir_proxy=debug --log-format json
+
+  Manage the running proxy (control API, 127.0.0.1:9902 by default):
+    weir status
+    weir filter load auth auth.wasm --config auth.json
+    weir filter reload auth auth-v2.wasm && weir filter rollback auth
+    weir config apply weir.yaml
+    weir events --follow
 
 Signals: SIGTERM or SIGINT (Ctrl-C) shut down gracefully: listeners close, in-flight
 requests get limits.drain_timeout to finish. A second signal exits at once.";
@@ -36,6 +47,8 @@ requests get limits.drain_timeout to finish. A second signal exits at once.";
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    control: ControlArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +57,8 @@ enum Command {
     Run(RunArgs),
     /// Check a config file and exit: 0 when it is valid, 1 with the errors otherwise.
     Validate(ValidateArgs),
+    #[command(flatten)]
+    Control(ControlCommand),
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +73,13 @@ struct RunArgs {
     /// Log line format.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = CliLogFormat::Text)]
     log_format: CliLogFormat,
+    /// Watch the config file and the filters' module files, and apply a
+    /// change when one happens (the default, unless `control.watch: false`).
+    #[arg(long, overrides_with = "no_watch")]
+    watch: bool,
+    /// Do not watch files; changes go through `weir config apply` / `weir filter`.
+    #[arg(long, overrides_with = "watch")]
+    no_watch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +101,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate(args) => validate(&args.config),
+        Command::Control(cmd) => control_command(cmd, &cli.control),
         Command::Run(args) => match run(args) {
             Ok(code) => code,
             Err(err) => {
@@ -101,6 +124,48 @@ fn validate(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `weir filter|config|status|events`: talk to a running proxy.
+fn control_command(cmd: ControlCommand, args: &ControlArgs) -> ExitCode {
+    let tokio = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(tokio) => tokio,
+        Err(err) => {
+            eprintln!("weir: starting the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio.block_on(async {
+        let result = match ControlTarget::from_args(args) {
+            Ok(mut target) => {
+                target.config_check = check_config_fully;
+                control_cli::run(cmd, &target).await
+            }
+            Err(err) => Err(err),
+        };
+        match result {
+            Ok(()) => control_cli::Exit::Success.into(),
+            Err(err) => {
+                eprintln!("weir: {err}");
+                err.exit().into()
+            }
+        }
+    })
+}
+
+/// `weir config apply` checks the file here before sending it: the full
+/// loader (model, validation, module files relative to the file).
+fn check_config_fully(text: &str, format: ConfigFormat, origin: &Path) -> Result<(), String> {
+    let format = match format {
+        ConfigFormat::Yaml => config::Format::Yaml,
+        ConfigFormat::Json => config::Format::Json,
+    };
+    config::parse_str(text, format, origin)
+        .map(drop)
+        .map_err(|err| err.to_string())
 }
 
 /// "N listeners, N routes, N clusters, N filters".
@@ -141,23 +206,79 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .thread_name("weir")
         .build()
         .context("starting the async runtime")?;
-    tokio.block_on(serve(config))
+    let watch = if args.no_watch {
+        false
+    } else {
+        args.watch || config.control.watch
+    };
+    tokio.block_on(serve(config, args.config, watch))
 }
 
-async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+/// Where uploaded and copied modules are kept: next to the compiled-module
+/// cache when there is one, else in a per-process temporary directory.
+fn store_dir(config: &Config) -> PathBuf {
+    match &config.wasm.cache_dir {
+        Some(dir) => Path::new(dir).join("modules"),
+        None => std::env::temp_dir().join(format!("weir-{}-modules", std::process::id())),
+    }
+}
+
+async fn serve(
+    config: Config,
+    config_path: PathBuf,
+    watch_files: bool,
+) -> anyhow::Result<ExitCode> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting weir");
     // Before binding: a signal that arrives once we are listening must not kill us.
     let mut signals = Signals::install()?;
     let wasm = WasmRuntime::new(RuntimeOptions::from_config(&config.wasm))
         .context("starting the WebAssembly runtime")?;
-    let runtime = Runtime::build(config, &wasm)
-        .await
-        .context("building the proxy from the config")?;
-    let handle = server::start(runtime).await?;
+    let base_dir = config_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let control_settings = config.control.clone();
+    let options = ManagerOptions {
+        config_path: std::path::absolute(&config_path).unwrap_or(config_path),
+        store_dir: store_dir(&config),
+    };
+    let manager = Manager::start(config, Arc::new(wasm), options).await?;
+    let handle = manager.server().clone();
+
+    let (stop_control, control_stopped) = tokio::sync::watch::channel(false);
+    let control = match control_settings.server_config(&base_dir)? {
+        Some(server_config) => {
+            let plane: Arc<dyn ControlPlane> = manager.clone();
+            let mut stopped = control_stopped.clone();
+            let running = control::serve_with(plane, server_config, async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await
+            .context("starting the control API")?;
+            tracing::info!(address = %running.address(), "control API listening");
+            Some(running)
+        }
+        None => None,
+    };
+    let _watcher = if watch_files {
+        Some(
+            watch::spawn(manager.clone())
+                .await
+                .context("watching files")?,
+        )
+    } else {
+        None
+    };
     tracing::info!("ready");
 
     signals.next().await;
     tracing::info!("shutting down: draining connections (signal again to stop at once)");
+    let _ = stop_control.send(true);
+    if let Some(control) = control
+        && let Err(err) = control.wait().await
+    {
+        tracing::warn!("control API: {err}");
+    }
     handle.begin_shutdown();
     tokio::select! {
         outcome = handle.wait() => {

@@ -109,6 +109,7 @@ pub async fn start(builder: ProxyBuilder) -> FilteredProxy {
             addr: handle.local_addrs()[0],
             admin_addr: handle.admin_addr(),
             handle,
+            wasm: Some(Arc::clone(&wasm)),
         },
         wasm,
     }

@@ -13,6 +13,7 @@ pub mod artifacts;
 pub mod builtin;
 pub mod client;
 pub mod grpc;
+pub mod managed;
 pub mod pattern;
 pub mod proxy;
 pub mod server;

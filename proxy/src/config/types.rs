@@ -34,6 +34,10 @@ pub struct Config {
     /// Upstream clusters that routes and filters send requests to.
     #[serde(default)]
     pub clusters: Vec<ClusterConfig>,
+    /// The control API (filters, config apply, status, events) and file
+    /// watching. On by default at 127.0.0.1:9902.
+    #[serde(default)]
+    pub control: crate::control::ControlSettings,
 }
 
 /// One listening socket.

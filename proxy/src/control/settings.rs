@@ -29,6 +29,11 @@ pub struct ControlSettings {
     /// Default 67108864 (64 MiB).
     #[serde(default = "defaults::max_upload_bytes")]
     pub max_upload_bytes: usize,
+    /// Watch the configuration file and the filters' module files and apply
+    /// a change when one happens (`weir run --no-watch` turns it off).
+    /// Default true.
+    #[serde(default = "defaults::enabled")]
+    pub watch: bool,
 }
 
 impl Default for ControlSettings {
@@ -38,6 +43,7 @@ impl Default for ControlSettings {
             address: defaults::address(),
             token_file: None,
             max_upload_bytes: defaults::max_upload_bytes(),
+            watch: defaults::enabled(),
         }
     }
 }

@@ -22,6 +22,7 @@
 pub(crate) mod bindings;
 mod body;
 mod chain;
+mod disk_cache;
 mod error;
 mod exchange;
 mod filter_set;
@@ -49,4 +50,4 @@ pub use host::metrics::{
 };
 pub use instance::{ACQUIRE_WAIT, CONFIGURE_CPU, RECYCLE_AFTER_USES};
 pub use module::HANDLER_EXPORT;
-pub use runtime::{EPOCH_TICK, RuntimeOptions, RuntimeShared, WasmRuntime};
+pub use runtime::{CompileCounts, EPOCH_TICK, RuntimeOptions, RuntimeShared, WasmRuntime};

@@ -161,18 +161,42 @@ impl WasmRuntime {
         }
 
         let engine = self.engine.clone();
-        let compiled = tokio::task::spawn_blocking(move || Component::from_binary(&engine, &bytes))
-            .await
-            .map_err(|e| FilterLoadError::Compile {
-                filter: filter.to_owned(),
-                path: path.to_owned(),
-                reason: format!("the compiler thread failed: {e}"),
-            })?;
-        let component = compiled.map_err(|e| FilterLoadError::Compile {
+        let disk = self.disk_cache.clone();
+        let compiled = tokio::task::spawn_blocking(move || {
+            if let Some(component) = disk.as_ref().and_then(|d| d.load(&engine, &hash)) {
+                return Ok((component, true));
+            }
+            let component = Component::from_binary(&engine, &bytes)?;
+            if let Some(disk) = &disk
+                && let Err(e) = disk.store(&hash, &component)
+            {
+                tracing::warn!("cannot write the compiled-module cache: {e}");
+            }
+            Ok::<_, wasmtime::Error>((component, false))
+        })
+        .await
+        .map_err(|e| FilterLoadError::Compile {
+            filter: filter.to_owned(),
+            path: path.to_owned(),
+            reason: format!("the compiler thread failed: {e}"),
+        })?;
+        let (component, from_disk) = compiled.map_err(|e| FilterLoadError::Compile {
             filter: filter.to_owned(),
             path: path.to_owned(),
             reason: describe(&e),
         })?;
+        let counts = &self.compile_counts;
+        if from_disk {
+            counts
+                .cached
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(filter, path = %path.display(), "loaded from cache (compiled-module disk cache)");
+        } else {
+            counts
+                .compiled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(filter, path = %path.display(), "compiled");
+        }
         let contract = |reason: String| FilterLoadError::Contract {
             filter: filter.to_owned(),
             path: path.to_owned(),

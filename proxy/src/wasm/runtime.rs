@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -14,6 +15,7 @@ use wasmtime::{Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationCo
 
 use crate::config::WasmConfig;
 use crate::wasm::bindings::FilterImports;
+use crate::wasm::disk_cache::DiskCache;
 use crate::wasm::error::{RuntimeError, describe};
 use crate::wasm::host::HostState;
 use crate::wasm::host::kv::KvStore;
@@ -36,7 +38,7 @@ pub struct RuntimeOptions {
     pub max_memory_mib: u32,
     /// Guest stack limit in bytes.
     pub max_wasm_stack: usize,
-    /// Directory for wasmtime's on-disk cache of compiled modules.
+    /// Directory for the on-disk cache of compiled components (see `disk_cache`).
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -59,6 +61,21 @@ impl RuntimeOptions {
             ..Self::default()
         }
     }
+}
+
+/// Components compiled vs loaded from the disk cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CompileCounts {
+    /// Compiled from the component's bytes.
+    pub compiled: u64,
+    /// Loaded from the disk cache without compiling.
+    pub cached: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct CompileCounters {
+    pub(crate) compiled: AtomicU64,
+    pub(crate) cached: AtomicU64,
 }
 
 /// State shared by every filter instance of the process.
@@ -120,6 +137,10 @@ pub struct WasmRuntime {
     pub(crate) options: RuntimeOptions,
     /// Compiled components by sha256 of their bytes.
     pub(crate) modules: Mutex<HashMap<[u8; 32], Arc<CompiledModule>>>,
+    /// Compiled components on disk (`cache_dir`), across restarts.
+    pub(crate) disk_cache: Option<Arc<DiskCache>>,
+    /// How components were obtained: compiled, or loaded from the disk cache.
+    pub(crate) compile_counts: CompileCounters,
     _ticker: EpochTicker,
 }
 
@@ -146,8 +167,19 @@ impl WasmRuntime {
             metrics: MetricsRegistry::new(),
             started: Instant::now(),
         });
+        let disk_cache = match &options.cache_dir {
+            Some(dir) => Some(Arc::new(DiskCache::open(dir, &engine).map_err(|e| {
+                RuntimeError::Cache {
+                    path: dir.clone(),
+                    reason: e.to_string(),
+                }
+            })?)),
+            None => None,
+        };
         let ticker = EpochTicker::start(engine.clone(), shared.clone());
         Ok(WasmRuntime {
+            disk_cache,
+            compile_counts: CompileCounters::default(),
             engine,
             linker,
             shared,
@@ -165,6 +197,15 @@ impl WasmRuntime {
     /// The metrics of all filters, for export.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.shared.metrics.snapshot()
+    }
+
+    /// How many components were compiled, and how many loaded from the
+    /// disk cache instead, since the runtime started.
+    pub fn compile_counts(&self) -> CompileCounts {
+        CompileCounts {
+            compiled: self.compile_counts.compiled.load(Ordering::Relaxed),
+            cached: self.compile_counts.cached.load(Ordering::Relaxed),
+        }
     }
 
     /// The sizing this runtime was created with.
@@ -202,14 +243,5 @@ fn engine_config(options: &RuntimeOptions) -> Result<wasmtime::Config, RuntimeEr
         .memory_guard_size(64 * 1024)
         .memory_reservation_for_growth(0)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    if let Some(dir) = &options.cache_dir {
-        let mut cache = wasmtime::CacheConfig::new();
-        cache.with_directory(dir);
-        let cache = wasmtime::Cache::new(cache).map_err(|e| RuntimeError::Cache {
-            path: dir.clone(),
-            reason: describe(&e),
-        })?;
-        config.cache(Some(cache));
-    }
     Ok(config)
 }
