@@ -219,6 +219,9 @@ listeners:
     address: 127.0.0.1:0
 admin:
   address: 127.0.0.1:0
+# No fixed ports in tests: the control API (default 127.0.0.1:9902) stays off.
+control:
+  enabled: false
 virtual_hosts:
   - name: all
     domains: ["*"]
