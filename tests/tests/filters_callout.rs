@@ -95,10 +95,9 @@ async fn app_like_auth() -> server::Listening {
         .await
 }
 
-// Known failure, under investigation: some of the 1,000 client connections
-// are closed by the proxy without a response (IncompleteMessage) and the
-// other tests of this file then see 503s. Run with `--ignored`.
-#[ignore = "fails: proxy drops connections at 1,000 paused callouts (see report)"]
+// 1,000 exchanges, each holding a filter instance suspended in a callout,
+// with every callout answer held back until all 1,000 have arrived: nothing
+// completes unless no worker thread is blocked and the instance pool scales.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_exchanges_paused_on_callouts_all_complete() {
     const N: usize = 1000;
