@@ -21,13 +21,14 @@ use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
 
 use crate::config::{FilterLimits, Isolation};
 use crate::wasm::bindings::weir::filter::types::{Action, FilterInfo, Summary};
+use crate::wasm::epoch::{EPOCH_TICK, GuestActivity};
 use crate::wasm::error::{CallFailure, describe};
 use crate::wasm::host::callout::CalloutClient;
 use crate::wasm::host::http::{BODY_REP, REQUEST_REP, RESPONSE_REP};
 use crate::wasm::host::{ExchangeData, HostState, Phase};
 use crate::wasm::module::{CompiledModule, HandlerFuncs};
 use crate::wasm::pool::{AcquireError, Lease, Pool, Poolable};
-use crate::wasm::runtime::{EPOCH_TICK, RuntimeShared};
+use crate::wasm::runtime::RuntimeShared;
 
 /// How long a call waits for an instance when all are busy.
 pub const ACQUIRE_WAIT: Duration = Duration::from_secs(1);
@@ -178,6 +179,7 @@ impl Instance {
     {
         self.uses += 1;
         self.poisoned = true;
+        let _running = GuestActivity::enter(&self.store.data().shared);
         self.store.data_mut().cpu.start(cpu);
         self.store.set_epoch_deadline(slice(cpu));
         match func.call_async(&mut self.store, params).await {

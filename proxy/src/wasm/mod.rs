@@ -23,6 +23,7 @@ pub(crate) mod bindings;
 mod body;
 mod chain;
 mod disk_cache;
+mod epoch;
 mod error;
 mod exchange;
 mod filter_set;
@@ -35,6 +36,7 @@ mod pool;
 mod runtime;
 
 pub use body::{BodyDirection, FilterBodyError};
+pub use epoch::EPOCH_TICK;
 pub use error::{FilterLoadError, RuntimeError};
 pub use filter_set::{FilterSet, MAX_DELAY};
 pub use host::callout::{
@@ -50,4 +52,4 @@ pub use host::metrics::{
 };
 pub use instance::{ACQUIRE_WAIT, CONFIGURE_CPU, RECYCLE_AFTER_USES};
 pub use module::HANDLER_EXPORT;
-pub use runtime::{CompileCounts, EPOCH_TICK, RuntimeOptions, RuntimeShared, WasmRuntime};
+pub use runtime::{CompileCounts, RuntimeOptions, RuntimeShared, WasmRuntime};

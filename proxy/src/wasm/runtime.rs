@@ -5,10 +5,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
@@ -16,16 +14,12 @@ use wasmtime::{Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationCo
 use crate::config::WasmConfig;
 use crate::wasm::bindings::FilterImports;
 use crate::wasm::disk_cache::DiskCache;
+use crate::wasm::epoch::{EpochTicker, GuestActivity};
 use crate::wasm::error::{RuntimeError, describe};
 use crate::wasm::host::HostState;
 use crate::wasm::host::kv::KvStore;
 use crate::wasm::host::metrics::{MetricsRegistry, MetricsSnapshot};
 use crate::wasm::module::CompiledModule;
-
-/// One epoch tick: the granularity of CPU deadlines.
-pub const EPOCH_TICK: Duration = Duration::from_millis(1);
-/// How often expired KV entries are swept, in ticks.
-const SWEEP_EVERY_TICKS: u64 = 1000;
 
 /// Sizing of the engine. The pooling allocator reserves its slots up front,
 /// so these are hard caps for the whole process.
@@ -87,45 +81,8 @@ pub struct RuntimeShared {
     pub metrics: MetricsRegistry,
     /// Origin of `clock.monotonic-ns`.
     pub started: Instant,
-}
-
-/// Increments the engine's epoch every [`EPOCH_TICK`] on its own thread and
-/// sweeps the KV store now and then. Stops when dropped.
-struct EpochTicker {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine, shared: Arc<RuntimeShared>) -> Self {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("weir-wasm-epoch".into())
-            .spawn(move || {
-                let mut ticks: u64 = 0;
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
-                    engine.increment_epoch();
-                    ticks += 1;
-                    if ticks.is_multiple_of(SWEEP_EVERY_TICKS) {
-                        shared.kv.sweep_expired();
-                    }
-                }
-            })
-            .expect("spawning the epoch thread");
-        EpochTicker {
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+    /// Guest calls running, for the epoch ticker.
+    pub(crate) activity: GuestActivity,
 }
 
 /// The WebAssembly runtime: create one per process and load filter sets
@@ -166,6 +123,7 @@ impl WasmRuntime {
             kv: KvStore::default(),
             metrics: MetricsRegistry::new(),
             started: Instant::now(),
+            activity: GuestActivity::default(),
         });
         let disk_cache = match &options.cache_dir {
             Some(dir) => Some(Arc::new(DiskCache::open(dir, &engine).map_err(|e| {
