@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import subprocess
 import resource
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,6 +130,7 @@ def _weir_config(spec: TargetSpec, ctx: Context, port: int) -> str:
     filters = "".join("\n" + _render("weir-filter.yaml.tmpl", ID=i, MODULE=ctx.tools.weir_filter).rstrip("\n")
                       for i in range(1, spec.filters + 1)) or " []"
     return _render("weir.yaml.tmpl", FILTER_COUNT=spec.filters, PORT=port,
+                   CACHE_DIR=ctx.run_dir / "weir-module-cache",
                    UPSTREAM_PORT=ctx.upstream_port, FILTERS=filters,
                    ROUTES=_routes("weir-route.yaml.tmpl", spec.routes))
 
@@ -176,8 +178,12 @@ def start(spec: TargetSpec, ctx: Context, workers: int) -> Running:
         config = run_dir / "weir.yaml"
         config.write_text(_weir_config(spec, ctx, port))
         h2_port = port
+        # As an operator would before a deploy: `weir validate` compiles the
+        # filters into the module cache, so the proxy starts without compiling.
+        subprocess.run([str(ctx.tools.weir), "validate", "--config", str(config)], check=True,
+                       stdout=subprocess.DEVNULL, timeout=ctx.start_timeout)
         argv = [str(ctx.tools.weir), "run", "--config", str(config)]
-        # Weir runs one tokio runtime; tokio's builder honours this variable.
+        # Worker threads (`weir run --workers` reads this variable too).
         env = {"TOKIO_WORKER_THREADS": str(workers), "RUST_LOG": os.environ.get("BENCH_WEIR_LOG", "warn")}
     elif spec.kind == "nginx":
         config = run_dir / "nginx.conf"
