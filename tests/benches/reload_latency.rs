@@ -251,7 +251,13 @@ impl Bench {
     }
 }
 
-async fn run(scenario: Scenario, iterations: usize) -> Result<Vec<Duration>> {
+/// The latencies of one scenario, and how its components were obtained.
+struct Outcome {
+    times: Vec<Duration>,
+    counts: weir_proxy::wasm::CompileCounts,
+}
+
+async fn run(scenario: Scenario, iterations: usize) -> Result<Outcome> {
     let mut bench = Bench::start(scenario).await?;
     let mut times = Vec::with_capacity(iterations);
     match scenario.cache {
@@ -284,7 +290,7 @@ async fn run(scenario: Scenario, iterations: usize) -> Result<Vec<Duration>> {
         scenario.name()
     );
     bench.proxy.manager.server().shutdown().await;
-    Ok(times)
+    Ok(Outcome { times, counts })
 }
 
 fn ms(d: Duration) -> f64 {
@@ -365,20 +371,27 @@ async fn main() -> Result<()> {
     }
     println!();
     println!(
-        "{:<18} {:>10} {:>10} {:>10}",
-        "scenario", "median ms", "min ms", "max ms"
+        "{:<18} {:>10} {:>10} {:>10} {:>9} {:>7}",
+        "scenario", "median ms", "min ms", "max ms", "compiled", "cached"
     );
     for scenario in scenarios {
-        let mut times = run(scenario, args.iterations).await?;
+        let Outcome { mut times, counts } = run(scenario, args.iterations).await?;
         times.sort();
         println!(
-            "{:<18} {:>10.1} {:>10.1} {:>10.1}",
+            "{:<18} {:>10.1} {:>10.1} {:>10.1} {:>9} {:>7}",
             scenario.name(),
             ms(median(&times)),
             ms(times[0]),
             ms(times[times.len() - 1]),
+            counts.compiled,
+            counts.cached,
         );
     }
+    println!();
+    println!(
+        "compiled / cached: components compiled / loaded from the disk cache by the \
+         scenario's proxy, warm-up included"
+    );
     println!();
     println!("load average at end {}", load_average());
     Ok(())
