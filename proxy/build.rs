@@ -13,7 +13,17 @@ const PROTO_ROOT: &str = "../proto";
 const CONTROL_PROTO: &str = "weir/control/v1/control.proto";
 
 fn main() -> Result<(), Box<dyn Error>> {
-    println!("cargo:rerun-if-changed={PROTO_ROOT}");
+    // An absolute path: checkouts (git worktrees) sharing one target
+    // directory share this build script's output too, and cargo resolves a
+    // relative path against whichever checkout builds now. With a relative
+    // path, a checkout whose proto is older than the last run (from another
+    // checkout) would reuse that checkout's generated code; with absolute
+    // paths the recorded path differs, so the script runs again.
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join(PROTO_ROOT).display()
+    );
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let mut compiler = protox::Compiler::new([PROTO_ROOT])?;

@@ -6,7 +6,8 @@
 //! - every crate in `tests/filters/` (`HEADER_ECHO`, `LOCAL_REPLY`,
 //!   `SET_CLUSTER`, `BODY_REWRITE`, `CALLOUT`, `KV_COUNTER`, `TRAP`,
 //!   `INFINITE_LOOP`, `MEMORY_BOMB`, `DEEP_RECURSION`, `BAD_CONFIG`, `DELAY`,
-//!   `ORDER_TAG`, `HOST_APIS`, `NOT_A_FILTER`, `GUEST_STATE`); each crate's docs describe
+//!   `ORDER_TAG`, `HOST_APIS`, `NOT_A_FILTER`, `GUEST_STATE`, `RELOAD_MARKER`,
+//!   `RELOAD_MARKER_LARGE`); each crate's docs describe
 //!   its configuration and behaviour
 //! - every crate in `filters/` (e.g. `weir-filter-authz` → `WEIR_FILTER_AUTHZ`)
 //!

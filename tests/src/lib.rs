@@ -7,6 +7,8 @@
 //! - [`client`]: HTTP/1.1 and h2c clients, streamed bodies, raw sockets.
 //! - [`grpc`], [`websocket`]: peers for those protocols.
 //! - [`pattern`]: checkable data for large streamed bodies.
+//! - [`marker`]: new versions of the `reload-marker` filters, told apart by responses.
+//! - [`managed`]: the proxy under its runtime manager, file watching, the control API.
 //! - [`weir_bin`]: the real `weir` binary for CLI tests.
 
 pub mod artifacts;
@@ -14,6 +16,7 @@ pub mod builtin;
 pub mod client;
 pub mod grpc;
 pub mod managed;
+pub mod marker;
 pub mod pattern;
 pub mod proxy;
 pub mod server;

@@ -1,11 +1,19 @@
 //! The proxy under its runtime manager (what `weir run` does), in-process:
 //! a config file in a temp dir, the real loader, the real manager.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use tokio::sync::oneshot;
 use weir_proxy::config;
-use weir_proxy::control::{ApplyConfig, ConfigFormat, ControlError, ControlPlane};
+use weir_proxy::control::client::ControlClient;
+use weir_proxy::control::{
+    ApplyConfig, BearerToken, ConfigFormat, ControlAddress, ControlError, ControlPlane,
+    ControlServerConfig, RunningControlServer, ServeError, serve_with,
+};
+use weir_proxy::manager::watch::{self, FileWatcher};
 use weir_proxy::manager::{Manager, ManagerOptions};
 use weir_proxy::wasm::{RuntimeOptions, WasmRuntime};
 
@@ -66,6 +74,85 @@ impl Managed {
                 origin: self.config_path.to_string_lossy().into_owned(),
             })
             .await
+    }
+}
+
+impl Managed {
+    /// Starts watching the config file and the module files, as `weir run`
+    /// does by default. Changes made after this returns are seen.
+    pub async fn watch(&self) -> FileWatcher {
+        watch::spawn(self.manager.clone())
+            .await
+            .expect("watch the config and module files")
+    }
+
+    /// Serves this proxy's control API (the real tonic server, the manager
+    /// as its plane) with `config`; it stops when the result is dropped.
+    pub async fn serve_control(
+        &self,
+        config: ControlServerConfig,
+    ) -> Result<ServedControl, ServeError> {
+        let plane: Arc<dyn ControlPlane> = self.manager.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = serve_with(plane, config, async move {
+            let _ = stopped.await;
+        })
+        .await?;
+        Ok(ServedControl {
+            server,
+            _stop: stop,
+        })
+    }
+
+    /// [`Managed::serve_control`] on an ephemeral 127.0.0.1 port, no token.
+    pub async fn serve_control_on_loopback(&self) -> ServedControl {
+        let bind = "127.0.0.1:0".parse().expect("a socket address");
+        self.serve_control(ControlServerConfig::new(bind))
+            .await
+            .expect("serve the control API")
+    }
+}
+
+/// A running control API server; shuts down when dropped.
+pub struct ServedControl {
+    server: RunningControlServer,
+    _stop: oneshot::Sender<()>,
+}
+
+impl ServedControl {
+    /// Where it listens (the real port).
+    pub fn address(&self) -> &ControlAddress {
+        self.server.address()
+    }
+
+    /// A client sending `token` (if any) with every call.
+    pub async fn client(&self, token: Option<&str>) -> ControlClient {
+        let token = token.map(|t| BearerToken::new(t, "test").expect("a valid token"));
+        ControlClient::connect(self.address(), token)
+            .await
+            .expect("connect to the control API")
+    }
+}
+
+/// Polls `probe` until it returns `Some`, or panics after `deadline`
+/// (naming `what`). For waiting on something asynchronous (a watched file
+/// applied) without sleeping a fixed time: the probe itself is the pace
+/// (each is a request or a call).
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "{what}: not seen within {deadline:?}"
+        );
+        tokio::task::yield_now().await;
     }
 }
 

@@ -62,3 +62,70 @@ pub fn command() -> Command {
 pub fn run(args: &[&str]) -> Output {
     command().args(args).output().expect("run weir")
 }
+
+/// A `weir run` child logging JSON lines at info, read line by line from its
+/// stderr; killed when dropped.
+pub struct RunningWeir {
+    child: std::process::Child,
+    /// `None` once handed to [`RunningWeir::drain_log`].
+    lines: Option<std::io::Lines<std::io::BufReader<std::process::ChildStderr>>>,
+}
+
+impl RunningWeir {
+    /// `weir run --no-watch --config CONFIG` with `envs` added to, and
+    /// `removed` taken out of, the environment.
+    pub fn start(config: &Path, envs: &[(&str, &str)], removed: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut command = command();
+        command
+            .args(["run", "--no-watch", "--log-format", "json", "--log-level"])
+            .args(["info", "--config"])
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (name, value) in envs {
+            command.env(name, value);
+        }
+        for name in removed {
+            command.env_remove(name);
+        }
+        let mut child = command.spawn().expect("start weir run");
+        let stderr = child.stderr.take().expect("piped stderr");
+        Self {
+            child,
+            lines: Some(std::io::BufReader::new(stderr).lines()),
+        }
+    }
+
+    /// Reads log lines until one whose message is `message`, and returns it
+    /// as JSON (fields at the top level). Panics if weir exits first.
+    pub fn wait_for(&mut self, message: &str) -> serde_json::Value {
+        let lines = self.lines.as_mut().expect("the log is being drained");
+        for line in lines {
+            let line = line.expect("read weir's log");
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+                panic!("not a JSON log line: {line}");
+            };
+            if json["message"] == message {
+                return json;
+            }
+        }
+        panic!("weir exited before logging {message:?}");
+    }
+
+    /// Keeps reading (and dropping) the rest of the log in the background,
+    /// so the proxy never blocks on a full pipe.
+    pub fn drain_log(&mut self) {
+        if let Some(lines) = self.lines.take() {
+            std::thread::spawn(move || lines.for_each(drop));
+        }
+    }
+}
+
+impl Drop for RunningWeir {
+    fn drop(&mut self) {
+        // Our own child, by its handle.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
 use weir_tests::artifacts::HEADER_ECHO;
+use weir_tests::client;
 use weir_tests::managed::with_custom_section;
 use weir_tests::weir_bin;
 
@@ -128,6 +129,47 @@ virtual_hosts:
     let status = json(&out);
     assert_eq!(status["listeners"][0]["name"], "main");
     assert_eq!(status["filters"][0]["version"]["sha256"], v1.as_str());
+    assert_eq!(status["filters"][0]["counters"]["calls"], 0);
+    // No cache_dir: everything was compiled.
+    assert!(status["module_cache"]["compiled"].as_u64().unwrap() >= 2);
+    assert_eq!(status["module_cache"]["cached"], 0);
+
+    // Requests through the proxy show in the running version's counters.
+    let proxy = status["listeners"][0]["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let requests = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    requests.block_on(async {
+        for _ in 0..3 {
+            let response = client::http1().get(&format!("http://{proxy}/")).await;
+            assert_eq!(response.header("x-stamp"), Some("yes"));
+        }
+    });
+    let (code, out, err) = weir(&socket, &["--output", "json", "status"]);
+    assert_eq!(code, 0, "{err}");
+    let counters = &json(&out)["filters"][0]["counters"];
+    assert_eq!(
+        (
+            &counters["calls"],
+            &counters["traps"],
+            &counters["failures"]
+        ),
+        (&3.into(), &0.into(), &0.into())
+    );
+    let (code, out, err) = weir(&socket, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("compiled, 0 loaded from the compiled-module cache\n"),
+        "{out}"
+    );
+    let stamp_row = out.lines().find(|l| l.starts_with("stamp ")).unwrap();
+    let cells: Vec<&str> = stamp_row.split_whitespace().collect();
+    // FILTER VERSION LOADED CALLS TRAPS FAILURES ...
+    assert_eq!(&cells[3..6], ["3", "0", "0"], "{out}");
 
     let (code, out, err) = weir(&socket, &["events", "--recent", "20"]);
     assert_eq!(code, 0, "{err}");

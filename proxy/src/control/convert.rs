@@ -12,7 +12,7 @@ use super::pb;
 use super::plane::{ApplyConfig, ConfigFormat, ControlError, LoadFilter, ModuleSource, Position};
 use super::types::{
     ApplySummary, ChangeKind, ClusterStatus, ConfigChange, EndpointHealth, EndpointStatus,
-    FilterCounters, FilterInfo, FilterVersion, ListenerStatus, Status,
+    FilterCounters, FilterInfo, FilterVersion, ListenerStatus, ModuleCacheStatus, Status,
 };
 
 // ---- errors ---------------------------------------------------------------
@@ -251,6 +251,10 @@ impl From<Status> for pb::GetStatusResponse {
                 })
                 .collect(),
             filters: s.filters.into_iter().map(Into::into).collect(),
+            module_cache: Some(pb::ModuleCacheStatus {
+                compiled: s.module_cache.compiled,
+                cached: s.module_cache.cached,
+            }),
         }
     }
 }
@@ -393,6 +397,13 @@ impl From<pb::GetStatusResponse> for Status {
                 })
                 .collect(),
             filters: s.filters.into_iter().map(Into::into).collect(),
+            module_cache: s
+                .module_cache
+                .map(|m| ModuleCacheStatus {
+                    compiled: m.compiled,
+                    cached: m.cached,
+                })
+                .unwrap_or_default(),
         }
     }
 }

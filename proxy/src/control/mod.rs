@@ -46,7 +46,9 @@ pub use plane::{
 };
 pub use server::{ControlServerConfig, RunningControlServer, ServeError, serve, serve_with};
 pub use settings::ControlSettings;
-pub use types::{ApplySummary, FilterCounters, FilterInfo, FilterVersion, Status};
+pub use types::{
+    ApplySummary, FilterCounters, FilterInfo, FilterVersion, ModuleCacheStatus, Status,
+};
 
 /// Code generated from `proto/weir/control/v1/control.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -152,6 +152,10 @@ pub(crate) fn filter_changed(verb: &str, f: &FilterInfo) -> String {
 pub(crate) fn status_report(s: &Status) -> String {
     let uptime = humantime::format_duration(Duration::from_secs(s.uptime.as_secs()));
     let mut out = format!("weir {}, up {uptime}\n", s.version);
+    out.push_str(&format!(
+        "modules: {} compiled, {} loaded from the compiled-module cache\n",
+        s.module_cache.compiled, s.module_cache.cached
+    ));
 
     out.push('\n');
     if s.listeners.is_empty() {

@@ -57,12 +57,23 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// What a filter has done since its current version was loaded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct FilterCounters {
-    /// Phase calls made.
+    /// Exchanges (requests) that entered a filter chain holding the filter,
+    /// counted as the chain starts.
     pub calls: u64,
-    /// Calls that trapped.
+    /// Calls that trapped (the instance was discarded).
     pub traps: u64,
-    /// Calls that failed otherwise (error returned, deadline exceeded).
+    /// Calls that failed otherwise (error returned, CPU deadline exceeded,
+    /// no instance available).
     pub failures: u64,
+}
+
+/// How the filters' components were obtained since the proxy started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ModuleCacheStatus {
+    /// Compiled from their bytes.
+    pub compiled: u64,
+    /// Loaded from the compiled-module disk cache without compiling.
+    pub cached: u64,
 }
 
 /// The proxy's state, as `weir status` shows it.
@@ -79,6 +90,9 @@ pub struct Status {
     pub clusters: Vec<ClusterStatus>,
     /// Filters of the default chain, in chain order.
     pub filters: Vec<FilterInfo>,
+    /// Components compiled vs loaded from the compiled-module cache. A
+    /// module already in memory (unchanged by a reload) counts as neither.
+    pub module_cache: ModuleCacheStatus,
 }
 
 fn whole_seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -199,8 +213,16 @@ mod tests {
             listeners: vec![],
             clusters: vec![],
             filters: vec![],
+            module_cache: ModuleCacheStatus {
+                compiled: 2,
+                cached: 1,
+            },
         };
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!(json["uptime_seconds"], 90);
+        assert_eq!(
+            json["module_cache"],
+            serde_json::json!({ "compiled": 2, "cached": 1 })
+        );
     }
 }

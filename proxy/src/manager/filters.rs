@@ -73,7 +73,7 @@ pub(crate) async fn records_for(
                     },
                 },
                 previous: previous.map(|r| r.current.clone()),
-                failures_base: super::status::failures_of(wasm, &filter.name),
+                base: super::status::Totals::of(wasm, &filter.name),
             }),
         }
     }
@@ -193,7 +193,7 @@ impl Manager {
                 },
             },
             previous: None,
-            failures_base: super::status::failures_of(&self.wasm, &req.name),
+            base: super::status::Totals::of(&self.wasm, &req.name),
         });
         let message = format!("loaded version {sha} from {label}");
         self.swap_filter(
@@ -240,7 +240,7 @@ impl Manager {
         };
         if !unchanged {
             entry.previous = Some(record.current.clone());
-            entry.failures_base = super::status::failures_of(&self.wasm, name);
+            entry.base = super::status::Totals::of(&self.wasm, name);
             entry.current = fresh;
         } else {
             entry.current.label = fresh.label;
@@ -300,7 +300,7 @@ impl Manager {
             },
             ..previous
         };
-        entry.failures_base = super::status::failures_of(&self.wasm, name);
+        entry.base = super::status::Totals::of(&self.wasm, name);
         let message = format!(
             "rolled back to version {} (from {})",
             entry.current.version.sha256, record.current.version.sha256

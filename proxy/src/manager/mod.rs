@@ -95,9 +95,9 @@ pub(crate) struct FilterRecord {
     pub(crate) name: String,
     pub(crate) current: ModuleVersion,
     pub(crate) previous: Option<ModuleVersion>,
-    /// The filter's failure count when the current version was loaded, so
-    /// counters belong to the running version.
-    pub(crate) failures_base: u64,
+    /// The filter's process-wide counters when the current version was
+    /// loaded, so the counters shown belong to the running version.
+    pub(crate) base: status::Totals,
 }
 
 /// What is running: the configuration as declared (module paths as the

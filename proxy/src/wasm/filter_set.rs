@@ -18,6 +18,7 @@ use crate::wasm::error::{CallFailure, FilterLoadError};
 use crate::wasm::exchange::WasmExchange;
 use crate::wasm::host::Phase;
 use crate::wasm::host::callout::CalloutClient;
+use crate::wasm::host::metrics::{CounterHandle, FILTER_EXCHANGES};
 use crate::wasm::instance::{FilterTemplate, InstanceError, InstancePool};
 use crate::wasm::runtime::WasmRuntime;
 
@@ -32,12 +33,19 @@ pub(crate) struct ActiveFilter {
     pub(crate) phases: Phases,
     pub(crate) request_body: BodyMode,
     pub(crate) response_body: BodyMode,
+    /// Exchanges that entered a chain holding this filter (host metric
+    /// [`FILTER_EXCHANGES`]; process-wide per filter name, so it outlives
+    /// config generations).
+    pub(crate) exchanges: CounterHandle,
 }
 
 impl ActiveFilter {
     /// Log and count a failure; `Err` when it must fail the exchange.
     pub(crate) fn failed(&self, phase: Phase, failure: &CallFailure) -> Result<(), HookError> {
         let metrics = &self.pool.shared.metrics;
+        if matches!(failure, CallFailure::Trap(_)) {
+            metrics.record_trap(&self.name, phase.as_str());
+        }
         match self.failure_mode {
             FailureMode::FailClosed => {
                 metrics.record_failure(&self.name, phase.as_str(), "fail_closed");
@@ -171,6 +179,7 @@ impl FilterSet {
                 phases: info.phases,
                 request_body: info.request_body,
                 response_body: info.response_body,
+                exchanges: rt.shared.metrics.counter_handle(name, FILTER_EXCHANGES),
             }));
         }
         let later =
@@ -228,6 +237,9 @@ fn check_limits(
 impl HooksFactory for FilterSet {
     fn start(&self, route: RouteId) -> Option<Box<dyn ExchangeHooks>> {
         let chain = self.routes.get(route.0 as usize)?.as_ref()?.clone();
+        for filter in &chain.filters {
+            filter.exchanges.increment();
+        }
         Some(Box::new(WasmExchange::new(chain)))
     }
 }

@@ -47,8 +47,9 @@ pub use host::kv::{
 };
 pub use host::log::TARGET as LOG_TARGET;
 pub use host::metrics::{
-    HISTOGRAM_BUCKETS, HOST_PREFIX, HistogramSnapshot, MAX_LABELS, MAX_SERIES_PER_FILTER,
-    MetricKey, MetricsRegistry, MetricsSnapshot,
+    FILTER_EXCHANGES, FILTER_FAILURES, FILTER_TRAPS, HISTOGRAM_BUCKETS, HOST_PREFIX,
+    HistogramSnapshot, MAX_LABELS, MAX_SERIES_PER_FILTER, MetricKey, MetricsRegistry,
+    MetricsSnapshot,
 };
 pub use instance::{ACQUIRE_WAIT, CONFIGURE_CPU, RECYCLE_AFTER_USES};
 pub use module::HANDLER_EXPORT;

@@ -382,12 +382,21 @@ async fn status_shows_listeners_clusters_and_filters() {
     );
     assert!(out.contains("\nFILTER  VERSION "), "{out}");
     assert!(out.lines().any(|l| l.starts_with("auth ")), "{out}");
+    // The in-memory plane compiles nothing.
+    assert!(
+        out.contains("\nmodules: 0 compiled, 0 loaded from the compiled-module cache\n"),
+        "{out}"
+    );
 
     let (out, _, _) = weir(&target, &["status", "--output", "json"]).await;
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["clusters"][0]["endpoints"][0]["health"], "healthy");
     assert_eq!(json["filters"][0]["name"], "auth");
     assert!(json["uptime_seconds"].is_u64());
+    assert_eq!(
+        json["module_cache"],
+        serde_json::json!({ "compiled": 0, "cached": 0 })
+    );
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use crate::control::plane::{
 };
 use crate::control::types::{
     ApplySummary, ClusterStatus, EndpointHealth, EndpointStatus, FilterCounters, FilterInfo,
-    FilterVersion, ListenerStatus, Status,
+    FilterVersion, ListenerStatus, ModuleCacheStatus, Status,
 };
 
 /// The configuration a fresh plane runs.
@@ -320,6 +320,8 @@ impl ControlPlane for MemoryPlane {
                 })
                 .collect(),
             filters: state.filters.iter().map(|f| f.info.clone()).collect(),
+            // Compiles nothing.
+            module_cache: ModuleCacheStatus::default(),
         };
         async move { Ok(status) }.boxed()
     }

@@ -25,6 +25,14 @@ pub const HISTOGRAM_BUCKETS: [f64; 11] = [
 ];
 /// Prefix reserved for the host's own metrics.
 pub const HOST_PREFIX: &str = "weir_";
+/// Host counter: exchanges that entered a chain holding the filter.
+pub const FILTER_EXCHANGES: &str = "weir_filter_exchanges_total";
+/// Host counter: the filter's failed calls of every kind (traps included),
+/// labelled `phase` and `mode`.
+pub const FILTER_FAILURES: &str = "weir_filter_failures_total";
+/// Host counter: the filter's calls that trapped (a subset of
+/// [`FILTER_FAILURES`]), labelled `phase`.
+pub const FILTER_TRAPS: &str = "weir_filter_traps_total";
 
 /// Identifies one series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,6 +88,23 @@ impl Series {
             Series::Counter(_) => "counter",
             Series::Gauge(_) => "gauge",
             Series::Histogram(_) => "histogram",
+        }
+    }
+}
+
+/// A counter series held for adding without a lookup (see
+/// [`MetricsRegistry::counter_handle`]); a no-op when the series was refused.
+#[derive(Debug, Clone)]
+pub(crate) struct CounterHandle(Option<Arc<Series>>);
+
+impl CounterHandle {
+    /// Add one (a single relaxed atomic add).
+    #[inline]
+    pub(crate) fn increment(&self) {
+        if let Some(series) = &self.0
+            && let Series::Counter(value) = &**series
+        {
+            value.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -229,13 +254,27 @@ impl MetricsRegistry {
         }
     }
 
-    /// Count a filter failure (host metric `weir_filter_failures_total`).
+    /// Count a filter failure (host metric [`FILTER_FAILURES`]).
     pub(crate) fn record_failure(&self, filter: &str, phase: &str, mode: &str) {
         let labels = [
             ("mode".to_owned(), mode.to_owned()),
             ("phase".to_owned(), phase.to_owned()),
         ];
-        self.counter_add(filter, "weir_filter_failures_total", &labels, 1);
+        self.counter_add(filter, FILTER_FAILURES, &labels, 1);
+    }
+
+    /// Count a trap (host metric [`FILTER_TRAPS`]); the failure it also is
+    /// goes through [`MetricsRegistry::record_failure`].
+    pub(crate) fn record_trap(&self, filter: &str, phase: &str) {
+        let labels = [("phase".to_owned(), phase.to_owned())];
+        self.counter_add(filter, FILTER_TRAPS, &labels, 1);
+    }
+
+    /// The unlabelled counter `name` of `filter`, found (or created) once so
+    /// that the request path adds to it without a lookup.
+    pub(crate) fn counter_handle(&self, filter: &str, name: &str) -> CounterHandle {
+        let series = self.series(filter, name, &[], || Series::Counter(AtomicU64::new(0)));
+        CounterHandle(series.filter(|s| matches!(**s, Series::Counter(_))))
     }
 
     /// Every series, sorted by key.
@@ -436,5 +475,24 @@ mod tests {
         let snap = reg.snapshot();
         assert_eq!(snap.counters[0].0.name, "weir_filter_failures_total");
         assert_eq!(snap.counters[0].1, 2);
+    }
+
+    #[test]
+    fn a_counter_handle_adds_to_the_registered_series() {
+        let reg = MetricsRegistry::new();
+        let handle = reg.counter_handle("auth", FILTER_EXCHANGES);
+        handle.increment();
+        handle.clone().increment();
+        // The same series as a lookup by name finds.
+        reg.counter_add("auth", FILTER_EXCHANGES, &[], 1);
+        let snap = reg.snapshot();
+        assert_eq!(snap.counters.len(), 1);
+        assert_eq!(snap.counters[0].0.name, FILTER_EXCHANGES);
+        assert_eq!(snap.counters[0].1, 3);
+
+        // A name already used by another kind of series: a no-op handle.
+        reg.gauge_set("auth", "g", &[], 1);
+        reg.counter_handle("auth", "g").increment();
+        assert_eq!(reg.snapshot().gauges[0].1, 1);
     }
 }
