@@ -73,22 +73,14 @@ pub fn with_builtin_modules(builder: ProxyBuilder) -> ProxyBuilder {
         .var("hello_wasm", artifacts::HELLO_FILTER)
 }
 
-/// The per-call deadline tests give filters when the config sets no `wasm:`.
-/// The host measures `cpu_per_call` with epoch ticks, i.e. in wall-clock
-/// time, so the 10ms default fails healthy filters (503) on a loaded
-/// machine; these tests are about the filters' behaviour, not that limit.
-pub const TEST_CPU_PER_CALL: &str = "2s";
-
-/// Load the config of `builder` (module placeholders filled, a generous
-/// `wasm.default_limits.cpu_per_call` unless the config has a `wasm:`
-/// section), build the runtime with its filter chains and start serving.
+/// Load the config of `builder` (module placeholders filled), build the
+/// runtime with its filter chains and start serving. Filters run under the
+/// default limits (10 ms of CPU per call): the deadline counts the guest's
+/// CPU time, not wall-clock time, so a loaded machine does not fail them.
 /// Returns once every listener is bound.
 pub async fn start(builder: ProxyBuilder) -> FilteredProxy {
     crate::init_tracing();
-    let mut yaml = with_builtin_modules(builder).render();
-    if !yaml.lines().any(|line| line.starts_with("wasm:")) {
-        yaml = format!("wasm:\n  default_limits: {{ cpu_per_call: {TEST_CPU_PER_CALL} }}\n{yaml}");
-    }
+    let yaml = with_builtin_modules(builder).render();
     let dir = tempfile::tempdir().expect("temp dir for the config");
     let path = dir.path().join("weir.yaml");
     std::fs::write(&path, &yaml).expect("write the test config");
