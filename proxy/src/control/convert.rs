@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::events::{Event, EventKind};
+use super::events::{Event, EventKind, FilterFailure};
 use super::pb;
 use super::plane::{ApplyConfig, ConfigFormat, ControlError, LoadFilter, ModuleSource, Position};
 use super::types::{
@@ -303,6 +303,13 @@ impl From<Event> for pb::Event {
             filter: e.filter.unwrap_or_default(),
             message: e.message,
             time: Some(timestamp(e.time)),
+            failure: e.failure.map(|f| pb::FilterFailure {
+                phase: f.phase,
+                kind: f.kind,
+                mode: f.mode,
+                reason: f.reason,
+                suppressed: f.suppressed,
+            }),
         }
     }
 }
@@ -453,6 +460,13 @@ impl From<pb::Event> for Event {
             filter: (!e.filter.is_empty()).then_some(e.filter),
             time: system_time(e.time),
             message: e.message,
+            failure: e.failure.map(|f| FilterFailure {
+                phase: f.phase,
+                kind: f.kind,
+                mode: f.mode,
+                reason: f.reason,
+                suppressed: f.suppressed,
+            }),
         }
     }
 }
@@ -512,6 +526,13 @@ mod tests {
             filter: Some("auth".into()),
             message: "unreachable".into(),
             time: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            failure: Some(FilterFailure {
+                phase: "request_headers".into(),
+                kind: "trap".into(),
+                mode: "fail_open".into(),
+                reason: "trapped: unreachable".into(),
+                suppressed: 3,
+            }),
         };
         assert_eq!(Event::from(pb::Event::from(event.clone())), event);
     }

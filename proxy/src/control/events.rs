@@ -23,6 +23,30 @@ pub struct Event {
     /// When it happened.
     #[serde(with = "humantime_serde")]
     pub time: SystemTime,
+    /// For [`EventKind::FilterTrapped`] and [`EventKind::FilterFailed`]: how.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FilterFailure>,
+}
+
+/// How a filter failed while handling a request. Failure events are
+/// rate-limited: at most one per filter and kind per second, the failures in
+/// between counted in `suppressed` of the next event (summed over a filter's
+/// events of one kind, `1 + suppressed` is the number of failures).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FilterFailure {
+    /// The phase: `request_headers`, `request_body`, `response_headers`,
+    /// `response_body` or `done`.
+    pub phase: String,
+    /// `trap`, `memory`, `cpu_deadline`, `error` or `busy`.
+    pub kind: String,
+    /// The failure mode applied: `fail_closed` (answered 503) or `fail_open`
+    /// (filter skipped).
+    pub mode: String,
+    /// Why, verbatim.
+    pub reason: String,
+    /// Failures of this filter and kind since its previous event of that
+    /// kind that were not published.
+    pub suppressed: u64,
 }
 
 /// What happened.
@@ -39,9 +63,10 @@ pub enum EventKind {
     FilterRolledBack,
     /// Loading or reloading a filter failed; nothing changed.
     FilterLoadFailed,
-    /// A filter trapped while handling a request.
+    /// A filter trapped (or hit its memory cap) while handling a request.
     FilterTrapped,
-    /// A filter failed otherwise (error, deadline) while handling a request.
+    /// A filter failed otherwise (error, CPU deadline, no instance) while
+    /// handling a request.
     FilterFailed,
     /// A new configuration was applied.
     ConfigApplied,
@@ -123,6 +148,28 @@ impl EventBus {
         filter: Option<&str>,
         message: impl Into<String>,
     ) -> Event {
+        self.publish_with(kind, filter, message.into(), None)
+    }
+
+    /// Publishes a filter's failure while handling a request
+    /// ([`EventKind::FilterTrapped`] or [`EventKind::FilterFailed`]).
+    pub fn publish_failure(
+        &self,
+        kind: EventKind,
+        filter: &str,
+        message: String,
+        failure: FilterFailure,
+    ) -> Event {
+        self.publish_with(kind, Some(filter), message, Some(failure))
+    }
+
+    fn publish_with(
+        &self,
+        kind: EventKind,
+        filter: Option<&str>,
+        message: String,
+        failure: Option<FilterFailure>,
+    ) -> Event {
         // The lock orders sequence numbers, history and broadcast alike.
         let mut history = self
             .history
@@ -132,8 +179,9 @@ impl EventBus {
             seq: history.next_seq,
             kind,
             filter: filter.map(str::to_string),
-            message: message.into(),
+            message,
             time: SystemTime::now(),
+            failure,
         };
         history.next_seq += 1;
         if history.recent.len() == history.capacity {

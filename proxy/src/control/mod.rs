@@ -40,7 +40,7 @@ mod tests;
 
 pub use address::ControlAddress;
 pub use auth::BearerToken;
-pub use events::{Event, EventBus, EventKind};
+pub use events::{Event, EventBus, EventKind, FilterFailure};
 pub use plane::{
     ApplyConfig, ConfigFormat, ControlError, ControlPlane, LoadFilter, ModuleSource, Position,
 };

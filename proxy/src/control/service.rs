@@ -198,5 +198,6 @@ fn missed_event(missed: u64) -> Event {
         filter: None,
         message: format!("this watcher fell behind and missed {missed} events"),
         time: SystemTime::now(),
+        failure: None,
     }
 }

@@ -18,12 +18,17 @@
 //! serving, and the reason goes back to the caller verbatim, to the event
 //! bus and to the log. Changes are serialised by one lock.
 //!
+//! Filter failures while handling requests (traps, CPU deadlines, ...) are
+//! published too, rate-limited: `failures` wires the runtime's failure
+//! reports to the event bus.
+//!
 //! - [`store`]: the module store. `filters`: filter operations. `apply`:
 //!   configuration apply. `status`: status and counters. `plane`: the
 //!   [`ControlPlane`](crate::control::ControlPlane) implementation.
 //!   [`watch`]: file watching.
 
 mod apply;
+mod failures;
 mod filters;
 mod plane;
 mod status;
@@ -130,7 +135,7 @@ impl State {
 pub struct Manager {
     wasm: Arc<WasmRuntime>,
     server: ServerHandle,
-    events: EventBus,
+    events: Arc<EventBus>,
     store: ModuleStore,
     config_path: PathBuf,
     started: Instant,
@@ -166,12 +171,15 @@ impl Manager {
             declared: config,
             filters,
         };
+        let events = Arc::new(EventBus::default());
+        // Before the first request: filter failures at run time become events.
+        wasm.set_failure_sink(Arc::new(failures::FailureEvents::new(events.clone())));
         let runtime = Runtime::build(state.effective(), &wasm).await?;
         let server = server::start(runtime).await?;
         Ok(Arc::new(Self {
             wasm,
             server,
-            events: EventBus::default(),
+            events,
             store,
             config_path: options.config_path,
             started: Instant::now(),

@@ -131,9 +131,12 @@ pub(crate) enum CallFailure {
     /// The phase returned `Err(message)`.
     #[error("returned an error: {0}")]
     Guest(String),
-    /// The guest trapped (including running out of memory).
+    /// The guest trapped.
     #[error("trapped: {0}")]
     Trap(String),
+    /// The guest's memory would have grown past `limits.memory_mib` (a trap).
+    #[error("trapped: {0}")]
+    Memory(String),
     /// The call used more CPU time than `limits.cpu_per_call`.
     #[error("exceeded its CPU time limit of {0:?}")]
     CpuDeadline(std::time::Duration),
@@ -146,6 +149,20 @@ pub(crate) enum CallFailure {
     /// The guest answered something the host cannot use.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl CallFailure {
+    /// The kind reported in failure events.
+    pub(crate) fn kind(&self) -> crate::wasm::FailureKind {
+        use crate::wasm::FailureKind;
+        match self {
+            Self::Trap(_) => FailureKind::Trap,
+            Self::Memory(_) => FailureKind::Memory,
+            Self::CpuDeadline(_) => FailureKind::CpuDeadline,
+            Self::Busy(_) => FailureKind::Busy,
+            Self::Guest(_) | Self::Instantiate(_) | Self::Invalid(_) => FailureKind::Error,
+        }
+    }
 }
 
 /// Longest error description kept (guest backtraces can be long).

@@ -3,7 +3,8 @@
 //!
 //! A failing filter (trap, CPU deadline, `Err` from a phase, no instance)
 //! is either fatal for the exchange (`fail_closed` → [`HookError::FilterFailed`])
-//! or logged, counted and skipped for the rest of the exchange (`fail_open`).
+//! or skipped for the rest of the exchange (`fail_open`). Either way it is
+//! counted, and logged and reported (rate-limited) by `failure_report`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::wasm::bindings::weir::filter::types::{BodyMode, Phases};
 use crate::wasm::chain;
 use crate::wasm::error::{CallFailure, FilterLoadError};
 use crate::wasm::exchange::WasmExchange;
+use crate::wasm::failure_report::failure_mode_str;
 use crate::wasm::host::Phase;
 use crate::wasm::host::callout::CalloutClient;
 use crate::wasm::host::metrics::{CounterHandle, FILTER_EXCHANGES};
@@ -40,26 +42,27 @@ pub(crate) struct ActiveFilter {
 }
 
 impl ActiveFilter {
-    /// Log and count a failure; `Err` when it must fail the exchange.
+    /// Count and report a failure (see `failure_report` for the rate limit
+    /// on logs and events); `Err` when it must fail the exchange.
     pub(crate) fn failed(&self, phase: Phase, failure: &CallFailure) -> Result<(), HookError> {
-        let metrics = &self.pool.shared.metrics;
-        if matches!(failure, CallFailure::Trap(_)) {
-            metrics.record_trap(&self.name, phase.as_str());
+        let shared = &self.pool.shared;
+        if failure.kind().is_trap() {
+            shared.metrics.record_trap(&self.name, phase.as_str());
         }
+        shared.metrics.record_failure(
+            &self.name,
+            phase.as_str(),
+            failure_mode_str(self.failure_mode),
+        );
+        shared
+            .failures
+            .failed(&self.name, phase.as_str(), failure, self.failure_mode);
         match self.failure_mode {
-            FailureMode::FailClosed => {
-                metrics.record_failure(&self.name, phase.as_str(), "fail_closed");
-                tracing::warn!(filter = %self.name, phase = phase.as_str(), "filter failed (fail closed): {failure}");
-                Err(HookError::FilterFailed {
-                    filter: self.name.to_string(),
-                    reason: failure.to_string(),
-                })
-            }
-            FailureMode::FailOpen => {
-                metrics.record_failure(&self.name, phase.as_str(), "fail_open");
-                tracing::warn!(filter = %self.name, phase = phase.as_str(), "filter failed (fail open, skipped): {failure}");
-                Ok(())
-            }
+            FailureMode::FailClosed => Err(HookError::FilterFailed {
+                filter: self.name.to_string(),
+                reason: failure.to_string(),
+            }),
+            FailureMode::FailOpen => Ok(()),
         }
     }
 

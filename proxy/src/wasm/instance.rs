@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{ComponentNamedList, Lift, Lower, Resource, TypedFunc};
-use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Engine, Store, UpdateDeadline};
 
 use crate::config::{FilterLimits, Isolation};
 use crate::wasm::bindings::weir::filter::types::{Action, FilterInfo, Summary};
@@ -25,7 +25,7 @@ use crate::wasm::epoch::{EPOCH_TICK, GuestActivity};
 use crate::wasm::error::{CallFailure, describe};
 use crate::wasm::host::callout::CalloutClient;
 use crate::wasm::host::http::{BODY_REP, REQUEST_REP, RESPONSE_REP};
-use crate::wasm::host::{ExchangeData, HostState, Phase};
+use crate::wasm::host::{ExchangeData, HostState, MemoryCap, MemoryLimitExceeded, Phase};
 use crate::wasm::module::{CompiledModule, HandlerFuncs};
 use crate::wasm::pool::{AcquireError, Lease, Pool, Poolable};
 use crate::wasm::runtime::RuntimeShared;
@@ -115,10 +115,7 @@ impl Instance {
         shared: &Arc<RuntimeShared>,
         callouts: &Arc<dyn CalloutClient>,
     ) -> Result<(Instance, FilterInfo), InstanceError> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(template.limits.memory_mib as usize * 1024 * 1024)
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = MemoryCap::new(template.limits.memory_mib as usize * 1024 * 1024);
         let state = HostState::new(
             template.name.clone(),
             shared.clone(),
@@ -190,6 +187,8 @@ impl Instance {
             Err(error) => {
                 if error.chain().any(|cause| cause.is::<CpuLimitExceeded>()) {
                     Err(CallFailure::CpuDeadline(cpu))
+                } else if error.chain().any(|cause| cause.is::<MemoryLimitExceeded>()) {
+                    Err(CallFailure::Memory(describe(&error)))
                 } else {
                     Err(CallFailure::Trap(describe(&error)))
                 }

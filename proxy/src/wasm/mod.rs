@@ -15,6 +15,8 @@
 //! - `chain`: planning each route's chain from the config.
 //! - `filter_set`: [`FilterSet`]: loading a config generation's filters.
 //! - `exchange`: the per-exchange chain driver.
+//! - `failure_report`: rate-limited reports of failed filter calls, to the
+//!   log and a [`FailureSink`] (the control API's event stream).
 //! - `body`: body phases as a body wrapper.
 //! - `host`: the host side of every import (`http`, `kv`, `metrics`, `log`,
 //!   `callout`, `clock`, `random`).
@@ -26,6 +28,7 @@ mod disk_cache;
 mod epoch;
 mod error;
 mod exchange;
+mod failure_report;
 mod filter_set;
 pub(crate) mod host;
 mod instance;
@@ -38,6 +41,9 @@ mod runtime;
 pub use body::{BodyDirection, FilterBodyError};
 pub use epoch::EPOCH_TICK;
 pub use error::{FilterLoadError, RuntimeError};
+pub use failure_report::{
+    FAILURE_REPORT_INTERVAL, FailureKind, FailureReport, FailureSink, failure_mode_str,
+};
 pub use filter_set::{FilterSet, MAX_DELAY};
 pub use host::callout::{
     CalloutClient, CalloutFailure, MAX_CALLOUT_RESPONSE_BYTES, MAX_CALLOUT_TIMEOUT, NoClusters,

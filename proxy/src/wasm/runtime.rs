@@ -16,6 +16,7 @@ use crate::wasm::bindings::FilterImports;
 use crate::wasm::disk_cache::DiskCache;
 use crate::wasm::epoch::{EpochTicker, GuestActivity};
 use crate::wasm::error::{RuntimeError, describe};
+use crate::wasm::failure_report::{FAILURE_REPORT_INTERVAL, FailureReporter, FailureSink};
 use crate::wasm::host::HostState;
 use crate::wasm::host::kv::KvStore;
 use crate::wasm::host::metrics::{MetricsRegistry, MetricsSnapshot};
@@ -83,6 +84,8 @@ pub struct RuntimeShared {
     pub started: Instant,
     /// Guest calls running, for the epoch ticker.
     pub(crate) activity: GuestActivity,
+    /// Rate-limited reports of failed filter calls.
+    pub(crate) failures: Arc<FailureReporter>,
 }
 
 /// The WebAssembly runtime: create one per process and load filter sets
@@ -124,6 +127,7 @@ impl WasmRuntime {
             metrics: MetricsRegistry::new(),
             started: Instant::now(),
             activity: GuestActivity::default(),
+            failures: Arc::new(FailureReporter::new(FAILURE_REPORT_INTERVAL)),
         });
         let disk_cache = match &options.cache_dir {
             Some(dir) => Some(Arc::new(DiskCache::open(dir, &engine).map_err(|e| {
@@ -164,6 +168,15 @@ impl WasmRuntime {
             compiled: self.compile_counts.compiled.load(Ordering::Relaxed),
             cached: self.compile_counts.cached.load(Ordering::Relaxed),
         }
+    }
+
+    /// Send every filter failure at run time (trap, CPU deadline, memory
+    /// cap, error, no instance) to `sink` from now on, rate-limited as
+    /// described in [`FAILURE_REPORT_INTERVAL`]'s module (at most one report
+    /// per filter and kind per interval, the next one carrying how many were
+    /// suppressed). Replaces an earlier sink. Failures are logged either way.
+    pub fn set_failure_sink(&self, sink: Arc<dyn FailureSink>) {
+        self.shared.failures.set_sink(sink);
     }
 
     /// The sizing this runtime was created with.

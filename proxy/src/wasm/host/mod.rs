@@ -12,13 +12,13 @@ mod cpu_meter;
 pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod log;
+mod memory_cap;
 pub(crate) mod metrics;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -27,6 +27,7 @@ use crate::wasm::bindings::weir::filter::types;
 use crate::wasm::runtime::RuntimeShared;
 use callout::CalloutClient;
 pub(crate) use cpu_meter::CpuMeter;
+pub(crate) use memory_cap::{MemoryCap, MemoryLimitExceeded};
 
 /// Which phase a call is in; some request methods only make sense in some.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -126,7 +127,7 @@ pub(crate) struct HostState {
     /// CPU time accounting for the current call.
     pub(crate) cpu: CpuMeter,
     /// Memory and instance limits.
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: MemoryCap,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -137,7 +138,7 @@ impl HostState {
         filter: Arc<str>,
         shared: Arc<RuntimeShared>,
         callouts: Arc<dyn CalloutClient>,
-        limits: StoreLimits,
+        limits: MemoryCap,
     ) -> Self {
         let wasi = WasiCtx::builder()
             .stderr(log::GuestStderr::new(filter.clone()))
