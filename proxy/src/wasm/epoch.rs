@@ -53,10 +53,10 @@ impl GuestActivity {
         activity.running.fetch_add(1, Ordering::SeqCst);
         // Pairs with the ticker's store of `parked` before its last look at
         // the counters: either it sees this call, or this sees it parked.
-        if activity.parked.load(Ordering::SeqCst) {
-            if let Some(ticker) = activity.ticker.get() {
-                ticker.unpark();
-            }
+        if activity.parked.load(Ordering::SeqCst)
+            && let Some(ticker) = activity.ticker.get()
+        {
+            ticker.unpark();
         }
         RunningCall(Arc::clone(shared))
     }
