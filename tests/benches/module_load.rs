@@ -70,7 +70,7 @@ fn module_load(c: &mut Criterion) {
     assert_eq!(one_load(&tokio, &cached, &config), from_disk);
 
     let mut cold = c.benchmark_group("module_load");
-    // A compile takes a good part of a second: few, equal samples.
+    // A compile takes a fifth of a second or more: few, equal samples.
     cold.sampling_mode(SamplingMode::Flat).sample_size(10);
     cold.bench_function("compile", |b| {
         b.to_async(&tokio)
