@@ -56,6 +56,7 @@ Try, in another terminal (demo credentials: see the top of examples/quickstart.y
   for i in $(seq 100); do curl -s -o /dev/null -w '%header{x-canary-variant}\n' -H "x-api-key: $KEY" http://127.0.0.1:8080/echo; done | sort | uniq -c   # ~90/10
   curl -s http://127.0.0.1:9901/ready                          # admin: readiness
   curl -s http://127.0.0.1:9901/config                         # admin: the effective config
+  curl -s http://127.0.0.1:9901/metrics                        # admin: filter metrics, Prometheus text format
 
 TRY
 

@@ -45,7 +45,8 @@ pub struct ExchangeCtx {
     pub peer: SocketAddr,
     /// `http` or `https`, as the client connected.
     pub scheme: &'static str,
-    /// The client's verified identity (mTLS), if any.
+    /// The client's verified identity. Reserved for when TLS (mTLS) lands:
+    /// the proxy speaks cleartext only today, so this is always `None`.
     pub peer_identity: Option<String>,
     /// The cluster the request goes to: set from the route, may be replaced by a hook.
     pub cluster: Option<String>,
@@ -179,4 +180,10 @@ pub trait HooksFactory: Send + Sync {
     /// Hooks for one exchange matched to `route` (the route's stable id from
     /// the router). `None` when nothing needs to run (the fast path).
     fn start(&self, route: crate::routing::RouteId) -> Option<Box<dyn ExchangeHooks>>;
+
+    /// The metrics the hooks record, for the admin endpoint's `GET /metrics`.
+    /// `None` (the default): they record none.
+    fn metrics(&self) -> Option<crate::wasm::MetricsSnapshot> {
+        None
+    }
 }

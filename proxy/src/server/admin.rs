@@ -1,4 +1,5 @@
-//! The admin listener: `GET /ready` and `GET /config` for operators.
+//! The admin listener for operators: `GET /ready`, `GET /config` and
+//! `GET /metrics` (filter metrics in the Prometheus text format).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use super::Shared;
+use super::prometheus;
 use super::shutdown::{Phase, ShutdownSignal};
 
 /// Accept admin connections until the server stops.
@@ -50,7 +52,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, signal: Sh
 
 fn answer(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
-    let known = matches!(path, "/ready" | "/config");
+    let known = matches!(path, "/ready" | "/config" | "/metrics");
     if known && request.method() != Method::GET && request.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
@@ -65,6 +67,16 @@ fn answer(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>>
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        "/metrics" => {
+            let metrics = shared.runtime.load().hooks.metrics().unwrap_or_default();
+            let body = prometheus::render(&metrics);
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(prometheus::CONTENT_TYPE),
             );
             response
         }

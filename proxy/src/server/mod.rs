@@ -1,4 +1,5 @@
-//! Listeners, connection limits, graceful shutdown and the admin endpoint.
+//! Listeners, connection limits, graceful shutdown and the admin endpoint
+//! (`/ready`, `/config`, `/metrics`).
 //!
 //! [`start`] binds every listener of a [`Runtime`]'s config (and the admin
 //! listener), then serves in background tasks; the returned [`ServerHandle`]
@@ -14,6 +15,7 @@ mod admin;
 mod conn_io;
 mod connection;
 mod h1_framing;
+mod prometheus;
 mod shutdown;
 
 use std::net::SocketAddr;

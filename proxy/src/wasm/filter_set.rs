@@ -20,9 +20,9 @@ use crate::wasm::exchange::WasmExchange;
 use crate::wasm::failure_report::failure_mode_str;
 use crate::wasm::host::Phase;
 use crate::wasm::host::callout::CalloutClient;
-use crate::wasm::host::metrics::{CounterHandle, FILTER_EXCHANGES};
+use crate::wasm::host::metrics::{CounterHandle, FILTER_EXCHANGES, MetricsSnapshot};
 use crate::wasm::instance::{FilterTemplate, InstanceError, InstancePool};
-use crate::wasm::runtime::WasmRuntime;
+use crate::wasm::runtime::{RuntimeShared, WasmRuntime};
 
 /// Longest `delay` a filter may ask for; longer delays are cut to this.
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
@@ -82,6 +82,8 @@ pub(crate) struct RouteChain {
 /// All filters of one config generation; the pipeline's [`HooksFactory`].
 pub struct FilterSet {
     routes: Vec<Option<Arc<RouteChain>>>,
+    /// The runtime's shared state, for its metrics registry.
+    shared: Arc<RuntimeShared>,
 }
 
 impl std::fmt::Debug for FilterSet {
@@ -201,7 +203,10 @@ impl FilterSet {
                 })
             })
             .collect();
-        Ok(FilterSet { routes })
+        Ok(FilterSet {
+            routes,
+            shared: rt.shared.clone(),
+        })
     }
 
     /// The names of the filters that run on `route`, in order.
@@ -244,5 +249,11 @@ impl HooksFactory for FilterSet {
             filter.exchanges.increment();
         }
         Some(Box::new(WasmExchange::new(chain)))
+    }
+
+    /// Every filter's metrics in the runtime's registry (process-wide, so
+    /// they outlive config generations), the host's own included.
+    fn metrics(&self) -> Option<MetricsSnapshot> {
+        Some(self.shared.metrics.snapshot())
     }
 }
