@@ -141,6 +141,7 @@ fn defaults_are_applied() {
         Duration::from_millis(10)
     );
     assert_eq!(config.wasm.max_instances_per_filter, 1024);
+    assert_eq!(config.wasm.max_stack_kib, 512);
     let direct = config.virtual_hosts[0].routes[0]
         .direct_response
         .as_ref()
@@ -227,6 +228,20 @@ fn a_type_error_names_the_path_and_position() {
         "clusters[0].lb_policy",
         "did you mean `round_robin`?",
     );
+}
+
+#[test]
+fn a_stack_limit_out_of_range_names_the_field() {
+    let issue = only_issue(yaml(&format!("{MINIMAL}wasm:\n  max_stack_kib: 4096\n")));
+    assert_at(
+        &issue,
+        9,
+        3,
+        "wasm.max_stack_kib",
+        "must be from 64 to 1024 (KiB), not 4096",
+    );
+    let config = yaml(&format!("{MINIMAL}wasm:\n  max_stack_kib: 1024\n")).unwrap();
+    assert_eq!(config.wasm.max_stack_kib, 1024);
 }
 
 #[test]

@@ -127,6 +127,10 @@ pub struct WasmConfig {
     /// Most instances kept alive (idle or busy) per filter. Default 1024.
     #[serde(default = "defaults::max_instances_per_filter")]
     pub max_instances_per_filter: u32,
+    /// Guest stack limit in KiB, 64..=1024, default 512. Engine-wide: the
+    /// same for every filter; read at start, so a change needs a restart.
+    #[serde(default = "defaults::max_stack_kib")]
+    pub max_stack_kib: u32,
 }
 
 impl Default for WasmConfig {
@@ -135,6 +139,7 @@ impl Default for WasmConfig {
             cache_dir: None,
             default_limits: FilterLimits::default(),
             max_instances_per_filter: defaults::max_instances_per_filter(),
+            max_stack_kib: defaults::max_stack_kib(),
         }
     }
 }
@@ -516,6 +521,10 @@ pub mod defaults {
     /// 1024 instances per filter.
     pub fn max_instances_per_filter() -> u32 {
         1024
+    }
+    /// 512 KiB of guest stack (wasmtime's default).
+    pub fn max_stack_kib() -> u32 {
+        512
     }
     /// `{}`: the filter configuration when none is given.
     pub fn empty_object() -> serde_json::Value {

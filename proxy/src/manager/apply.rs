@@ -77,6 +77,11 @@ impl Manager {
         if state.declared.control != new.control {
             tracing::warn!("control settings changed: they take effect at the next restart");
         }
+        if state.declared.wasm.max_stack_kib != new.wasm.max_stack_kib {
+            tracing::warn!(
+                "wasm.max_stack_kib changed: the engine's stack limit takes effect at the next restart"
+            );
+        }
         let summary = ApplySummary::between(&state.declared, &new);
         let filters = records_for(
             &self.store,

@@ -46,6 +46,21 @@ fn the_runtime_starts_with_default_sizing_and_stops_cleanly() {
     drop(rt);
 }
 
+#[test]
+fn the_configured_stack_limit_reaches_the_engine() {
+    for kib in [64, 512, 1024] {
+        let mut config = config("[]");
+        config.wasm.max_stack_kib = kib;
+        let rt = WasmRuntime::new(RuntimeOptions {
+            max_instances: 16,
+            max_memory_mib: 64,
+            ..RuntimeOptions::from_config(&config.wasm)
+        })
+        .unwrap_or_else(|e| panic!("an engine with a {kib} KiB stack: {e}"));
+        assert_eq!(rt.engine.get_max_wasm_stack(), kib as usize * 1024);
+    }
+}
+
 #[tokio::test]
 async fn no_filters_means_no_hooks() {
     let rt = runtime();
@@ -55,6 +70,8 @@ async fn no_filters_means_no_hooks() {
     assert!(set.start(RouteId(0)).is_none());
     assert!(set.start(RouteId(1)).is_none());
     assert!(set.route_filters(RouteId(0)).is_empty());
+    let metrics = set.metrics().expect("a filter set reports the registry");
+    assert!(metrics.counters.is_empty() && metrics.histograms.is_empty());
 }
 
 #[tokio::test]

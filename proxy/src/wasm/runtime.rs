@@ -31,7 +31,7 @@ pub struct RuntimeOptions {
     /// Largest linear memory any filter may have, in MiB (a filter's
     /// `limits.memory_mib` must not exceed it).
     pub max_memory_mib: u32,
-    /// Guest stack limit in bytes.
+    /// Guest stack limit in bytes, for every filter (`wasm.max_stack_kib`).
     pub max_wasm_stack: usize,
     /// Directory for the on-disk cache of compiled components (see `disk_cache`).
     pub cache_dir: Option<PathBuf>,
@@ -49,10 +49,12 @@ impl Default for RuntimeOptions {
 }
 
 impl RuntimeOptions {
-    /// Defaults, plus the cache directory from the config.
+    /// Defaults, plus the cache directory and the stack limit
+    /// (`wasm.max_stack_kib`) from the config.
     pub fn from_config(config: &WasmConfig) -> Self {
         RuntimeOptions {
             cache_dir: config.cache_dir.as_ref().map(PathBuf::from),
+            max_wasm_stack: config.max_stack_kib as usize * 1024,
             ..Self::default()
         }
     }

@@ -37,6 +37,9 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationIssue>> {
 const MIN_CPU_PER_CALL: Duration = Duration::from_millis(1);
 /// Largest memory cap a filter may be given, in MiB.
 const MAX_MEMORY_MIB: u32 = 4096;
+/// Allowed `wasm.max_stack_kib`. The guest stack lives inside wasmtime's
+/// 2 MiB async stack, and host functions need the rest of it.
+const STACK_KIB: std::ops::RangeInclusive<u32> = 64..=1024;
 /// Smallest `limits.max_request_header_bytes`.
 const MIN_REQUEST_HEADER_BYTES: usize = 1024;
 
@@ -183,6 +186,15 @@ impl<'c> Checker<'c> {
         self.filter_limits(path.key("default_limits"), &wasm.default_limits);
         if wasm.max_instances_per_filter < 1 {
             self.report(path.key("max_instances_per_filter"), "must be at least 1");
+        }
+        if !STACK_KIB.contains(&wasm.max_stack_kib) {
+            let reason = format!(
+                "must be from {} to {} (KiB), not {}",
+                STACK_KIB.start(),
+                STACK_KIB.end(),
+                wasm.max_stack_kib
+            );
+            self.report(path.key("max_stack_kib"), reason);
         }
     }
 

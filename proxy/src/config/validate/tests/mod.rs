@@ -370,3 +370,20 @@ fn wasm_limits_are_sane() {
     );
     assert!(issues_after(|c| c.wasm.default_limits.memory_mib = 4096).is_empty());
 }
+
+#[test]
+fn the_stack_limit_is_within_what_the_engine_allows() {
+    assert_issue(
+        |c| c.wasm.max_stack_kib = 63,
+        "wasm.max_stack_kib",
+        "must be from 64 to 1024 (KiB), not 63",
+    );
+    assert_issue(
+        |c| c.wasm.max_stack_kib = 1025,
+        "wasm.max_stack_kib",
+        "must be from 64 to 1024 (KiB), not 1025",
+    );
+    for kib in [64, 512, 1024] {
+        assert!(issues_after(|c| c.wasm.max_stack_kib = kib).is_empty());
+    }
+}
