@@ -1,6 +1,10 @@
 //! `weir filter new`: a ready-to-build filter crate from the embedded
 //! template (`templates/filter/`): Cargo.toml, src/lib.rs with a `Filter`
 //! impl and unit tests, an example config, README, .gitignore.
+//!
+//! `weir-sdk` is not on crates.io yet, so by default the crate depends on
+//! the `sdk/` of a Weir checkout found by [`default_sdk`]; `--sdk-path`,
+//! `--sdk-git` and `--sdk-version` choose explicitly.
 
 use std::path::{Path, PathBuf};
 
@@ -19,10 +23,14 @@ pub enum SdkSource {
     Version(String),
     /// A local checkout of the SDK crate (the `sdk/` directory of Weir).
     Path(PathBuf),
+    /// A git repository holding Weir (cargo finds `weir-sdk` in it).
+    Git(String),
 }
 
 impl Default for SdkSource {
-    /// The SDK of the same minor version as this `weir`.
+    /// The registry release of the same minor version as this `weir`. Not
+    /// published yet: `weir filter new` uses it only with `--sdk-version`
+    /// and otherwise defaults to a checkout ([`default_sdk`]).
     fn default() -> Self {
         let version = env!("CARGO_PKG_VERSION");
         let minor = version.split('.').take(2).collect::<Vec<_>>().join(".");
@@ -64,6 +72,14 @@ pub enum ScaffoldError {
     /// The directory has files in it already.
     #[error("{} already exists and is not empty; choose another --dir", .0.display())]
     NotEmpty(PathBuf),
+    /// No `--sdk-*` option, and no Weir checkout to take the SDK from.
+    #[error(
+        "weir-sdk is not published on crates.io yet, and no Weir checkout was found \
+         (looked for sdk/Cargo.toml in {}); pass --sdk-path PATH (the sdk/ directory of a \
+         Weir checkout) or --sdk-git URL (a Weir git repository)",
+        looked_in(.0)
+    )]
+    NoSdk(Vec<PathBuf>),
     /// The SDK path given does not exist.
     #[error("SDK path {}: {source}", path.display())]
     SdkPath {
@@ -80,6 +96,54 @@ pub enum ScaffoldError {
         /// The I/O error.
         source: std::io::Error,
     },
+}
+
+fn looked_in(starts: &[PathBuf]) -> String {
+    let places: Vec<String> = starts
+        .iter()
+        .map(|p| format!("{} and its parents", p.display()))
+        .collect();
+    places.join(", ")
+}
+
+/// The `sdk/` directory of the Weir checkout at `dir`, if `dir` is one.
+fn sdk_of(dir: &Path) -> Option<PathBuf> {
+    let sdk = dir.join("sdk");
+    let manifest = std::fs::read_to_string(sdk.join("Cargo.toml")).ok()?;
+    manifest
+        .lines()
+        .any(|line| line.trim() == "name = \"weir-sdk\"")
+        .then_some(sdk)
+}
+
+/// The first Weir checkout at or above one of `starts`, tried in order.
+fn find_sdk(starts: &[PathBuf]) -> Option<PathBuf> {
+    starts
+        .iter()
+        .find_map(|start| start.ancestors().find_map(sdk_of))
+}
+
+/// Where `weir filter new` takes `weir-sdk` from when no `--sdk-*` option
+/// is given: the `sdk/` of the Weir checkout containing the current
+/// directory, else of the one containing this `weir` binary (e.g.
+/// `target/release/weir`), else of the checkout it was built from, if that
+/// is still there. With none of them, [`ScaffoldError::NoSdk`] says what to
+/// pass instead.
+pub fn default_sdk() -> Result<SdkSource, ScaffoldError> {
+    let mut starts = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        starts.push(cwd);
+    }
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+    {
+        starts.push(dir);
+    }
+    starts.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    find_sdk(&starts)
+        .map(SdkSource::Path)
+        .ok_or(ScaffoldError::NoSdk(starts))
 }
 
 /// Rust keywords cargo refuses as package names.
@@ -128,13 +192,16 @@ fn sdk_dependency(sdk: &SdkSource) -> Result<String, ScaffoldError> {
                     path: path.clone(),
                     source,
                 })?;
-            let text = absolute
-                .to_string_lossy()
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"");
+            let text = toml_string(&absolute.to_string_lossy());
             format!("weir-sdk = {{ path = \"{text}\" }}")
         }
+        SdkSource::Git(url) => format!("weir-sdk = {{ git = \"{}\" }}", toml_string(url)),
     })
+}
+
+/// `text` escaped for a TOML basic string.
+fn toml_string(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 fn render(template: &str, name: &str, sdk_dependency: &str) -> String {
@@ -258,6 +325,67 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(tmp.path().join("keep.txt")).unwrap(),
             "mine"
+        );
+    }
+
+    #[test]
+    fn inside_the_repo_the_default_sdk_is_its_sdk_directory() {
+        // `cargo test` runs in proxy/, inside the checkout.
+        let SdkSource::Path(path) = default_sdk().unwrap() else {
+            panic!("not a path")
+        };
+        assert!(path.join("Cargo.toml").is_file(), "{}", path.display());
+        let repo_sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
+        assert_eq!(
+            path.canonicalize().unwrap(),
+            repo_sdk.canonicalize().unwrap()
+        );
+        let dependency = sdk_dependency(&SdkSource::Path(path)).unwrap();
+        assert!(
+            dependency.starts_with("weir-sdk = { path = \"/"),
+            "{dependency}"
+        );
+    }
+
+    #[test]
+    fn a_checkout_is_found_above_any_start_and_only_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let checkout = tmp.path().join("weir");
+        std::fs::create_dir_all(checkout.join("sdk")).unwrap();
+        std::fs::write(
+            checkout.join("sdk/Cargo.toml"),
+            "[package]\nname = \"weir-sdk\"\n",
+        )
+        .unwrap();
+        let deep = checkout.join("work/my-filter/src");
+        std::fs::create_dir_all(&deep).unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir_all(elsewhere.join("sdk")).unwrap();
+        // An sdk/ that is not weir-sdk does not count.
+        std::fs::write(
+            elsewhere.join("sdk/Cargo.toml"),
+            "[package]\nname = \"other\"\n",
+        )
+        .unwrap();
+
+        assert_eq!(
+            find_sdk(&[elsewhere.clone(), deep]),
+            Some(checkout.join("sdk"))
+        );
+        assert_eq!(find_sdk(std::slice::from_ref(&elsewhere)), None);
+        let message = ScaffoldError::NoSdk(vec![elsewhere]).to_string();
+        assert!(
+            message.contains("--sdk-path") && message.contains("--sdk-git"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_git_source_is_a_git_dependency() {
+        let dependency = sdk_dependency(&SdkSource::Git("https://example.org/weir.git".into()));
+        assert_eq!(
+            dependency.unwrap(),
+            "weir-sdk = { git = \"https://example.org/weir.git\" }"
         );
     }
 

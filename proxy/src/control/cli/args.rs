@@ -105,10 +105,15 @@ pub enum FilterCommand {
         /// Where to create it (default: ./NAME).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// Depend on a local weir-sdk checkout instead of the registry.
-        #[arg(long, value_name = "PATH", conflicts_with = "sdk_version")]
+        /// Depend on this weir-sdk directory (the sdk/ of a Weir checkout).
+        /// Default: the sdk/ of the checkout holding the current directory
+        /// or this weir binary.
+        #[arg(long, value_name = "PATH", conflicts_with_all = ["sdk_version", "sdk_git"])]
         sdk_path: Option<PathBuf>,
-        /// The weir-sdk version to depend on (default: this weir's).
+        /// Depend on weir-sdk from this git repository (a Weir repository).
+        #[arg(long, value_name = "URL", conflicts_with = "sdk_version")]
+        sdk_git: Option<String>,
+        /// Depend on this weir-sdk version from crates.io (once published).
         #[arg(long, value_name = "VERSION")]
         sdk_version: Option<String>,
     },

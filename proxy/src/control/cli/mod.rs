@@ -30,7 +30,7 @@ use super::client::{ControlClient, error_chain};
 use super::output::{self, OutputFormat, human_bytes};
 use super::plane::{ApplyConfig, ConfigFormat, LoadFilter, ModuleSource, Position};
 use super::progress::with_spinner;
-use super::scaffold::{NewFilter, ScaffoldError, SdkSource, scaffold};
+use super::scaffold::{NewFilter, ScaffoldError, SdkSource, default_sdk, scaffold};
 
 /// Runs `cmd` as `main.rs` would: results on stdout, errors on stderr
 /// (`weir: ...`), and the exit code.
@@ -130,9 +130,11 @@ async fn filter(
             name,
             dir,
             sdk_path,
+            sdk_git,
             sdk_version,
         } => {
-            return new_filter(name, dir, sdk_path, sdk_version, json, out);
+            let sdk = (sdk_path, sdk_git, sdk_version);
+            return new_filter(name, dir, sdk, json, out);
         }
         FilterCommand::List => {
             let filters = connect(target).await?.list_filters().await?;
@@ -222,19 +224,20 @@ async fn filter(
 fn new_filter(
     name: String,
     dir: Option<PathBuf>,
-    sdk_path: Option<PathBuf>,
-    sdk_version: Option<String>,
+    (sdk_path, sdk_git, sdk_version): (Option<PathBuf>, Option<String>, Option<String>),
     json: bool,
     out: &mut (dyn Write + Send),
 ) -> Result<(), CliError> {
-    let sdk = match (sdk_path, sdk_version) {
-        (Some(path), _) => SdkSource::Path(path),
-        (None, Some(version)) => SdkSource::Version(version),
-        (None, None) => SdkSource::default(),
+    // Without an option: weir-sdk is not on crates.io yet, so a checkout's sdk/.
+    let sdk = match (sdk_path, sdk_git, sdk_version) {
+        (Some(path), _, _) => SdkSource::Path(path),
+        (None, Some(url), _) => SdkSource::Git(url),
+        (None, None, Some(version)) => SdkSource::Version(version),
+        (None, None, None) => default_sdk().map_err(|e| CliError::Usage(e.to_string()))?,
     };
     let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
     let done = scaffold(&NewFilter { name, dir, sdk }).map_err(|e| match e {
-        ScaffoldError::InvalidName(_) | ScaffoldError::SdkPath { .. } => {
+        ScaffoldError::InvalidName(_) | ScaffoldError::SdkPath { .. } | ScaffoldError::NoSdk(_) => {
             CliError::Usage(e.to_string())
         }
         ScaffoldError::NotEmpty(_) | ScaffoldError::Write { .. } => {

@@ -455,6 +455,13 @@ async fn filter_new_scaffolds_a_crate_without_a_proxy() {
     );
     let cargo = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
     assert!(cargo.contains("name = \"rate-limit\""), "{cargo}");
+    // weir-sdk is not on crates.io: inside the repo, the default is its sdk/.
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sdk")
+        .canonicalize()
+        .unwrap();
+    let sdk_line = format!("weir-sdk = {{ path = \"{}\" }}", sdk.display());
+    assert!(cargo.contains(&sdk_line), "{cargo}");
     assert!(
         std::fs::read_to_string(crate_dir.join("src/lib.rs"))
             .unwrap()
