@@ -98,12 +98,12 @@ pub(crate) fn render(snapshot: &MetricsSnapshot) -> String {
         match family {
             Family::Counter(series) => {
                 for (key, value) in series.iter() {
-                    sample(&mut out, name, "", key, None, &value.to_string());
+                    sample(&mut out, name, "", key, false, None, &value.to_string());
                 }
             }
             Family::Gauge(series) => {
                 for (key, value) in series.iter() {
-                    sample(&mut out, name, "", key, None, &value.to_string());
+                    sample(&mut out, name, "", key, false, None, &value.to_string());
                 }
             }
             Family::Histogram(series) => {
@@ -115,12 +115,29 @@ pub(crate) fn render(snapshot: &MetricsSnapshot) -> String {
                             name,
                             "_bucket",
                             key,
+                            true,
                             Some(&le),
                             &count.to_string(),
                         );
                     }
-                    sample(&mut out, name, "_sum", key, None, &format_float(hist.sum));
-                    sample(&mut out, name, "_count", key, None, &hist.count.to_string());
+                    sample(
+                        &mut out,
+                        name,
+                        "_sum",
+                        key,
+                        true,
+                        None,
+                        &format_float(hist.sum),
+                    );
+                    sample(
+                        &mut out,
+                        name,
+                        "_count",
+                        key,
+                        true,
+                        None,
+                        &hist.count.to_string(),
+                    );
                 }
             }
         }
@@ -129,11 +146,18 @@ pub(crate) fn render(snapshot: &MetricsSnapshot) -> String {
 }
 
 /// One line: `name{filter="..",labels..,le=".."} value`.
+///
+/// The registry does not stop a guest from repeating a label name or from
+/// naming a histogram label `le`; either would make the whole scrape
+/// unparsable. So a repeated name is dropped after its first value, and a
+/// histogram's own `le` label becomes `exported_le` (Prometheus' convention
+/// for clashing labels) on all of its lines.
 fn sample(
     out: &mut String,
     name: &str,
     suffix: &str,
     key: &MetricKey,
+    histogram: bool,
     le: Option<&str>,
     value: &str,
 ) {
@@ -142,7 +166,17 @@ fn sample(
     out.push_str("{filter=\"");
     escape_into(out, &key.filter);
     out.push('"');
+    let mut written: Vec<&str> = vec!["filter"];
     for (label, label_value) in &key.labels {
+        let label = if histogram && label == "le" {
+            "exported_le"
+        } else {
+            label.as_str()
+        };
+        if written.contains(&label) {
+            continue;
+        }
+        written.push(label);
         out.push(',');
         out.push_str(label);
         out.push_str("=\"");
@@ -281,6 +315,24 @@ queue{filter=\"a\",q=\"x\"} -3
         assert!(!text.contains("filter=\"b\""), "{text}");
         assert!(
             text.contains("# weir: left out series of filters b "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn clashing_label_names_cannot_break_the_scrape() {
+        let reg = MetricsRegistry::new();
+        // The registry accepts these; the exposition must stay parsable.
+        reg.counter_add("f", "c", &labels(&[("a", "1"), ("a", "2")]), 1);
+        reg.histogram_record("f", "h", &labels(&[("le", "mine")]), 20.0);
+        let text = render(&reg.snapshot());
+        assert!(text.contains("\nc{filter=\"f\",a=\"1\"} 1\n"), "{text}");
+        assert!(
+            text.contains("h_bucket{filter=\"f\",exported_le=\"mine\",le=\"+Inf\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("h_count{filter=\"f\",exported_le=\"mine\"} 1\n"),
             "{text}"
         );
     }
