@@ -51,7 +51,8 @@ impl std::fmt::Display for BodyDirection {
 /// The error a filtered body fails with. The pipeline finds it by
 /// downcasting the body's [`BoxError`]: [`HookError::BodyTooLarge`] maps to
 /// 413 for a request body (502 for a response body, if the head was not yet
-/// sent), [`HookError::FilterFailed`] to 503 (request) / 502 (response);
+/// sent), [`HookError::FilterFailed`] to 503 naming the filter, for a request
+/// body and for a response body whose head was not yet sent (a buffered one);
 /// once a response head is sent, the stream is simply aborted.
 #[derive(Debug, thiserror::Error)]
 #[error("{direction} body: {error}")]
