@@ -199,6 +199,47 @@ virtual_hosts:
 }
 
 #[tokio::test]
+async fn a_local_reply_runs_the_response_phases_of_the_filters_before_it_only() {
+    // a and b run before the reply, c after it: the reply skips c's request
+    // phase and the upstream, and its response goes back through b then a
+    // but never through c.
+    let upstream = echo_upstream().await;
+    let proxy = proxy::new()
+        .config(
+            r#"
+clusters:
+  - { name: app, endpoints: ["{{app}}"] }
+filters:
+  - { name: a, module: "{{tag}}", config: { tag: a } }
+  - { name: b, module: "{{tag}}", config: { tag: b } }
+  - name: reply
+    module: "{{reply}}"
+    config: { status: 418, body: "short and stout", headers: { x-order: local } }
+  - { name: c, module: "{{tag}}", config: { tag: c } }
+virtual_hosts:
+  - name: all
+    domains: ["*"]
+    routes:
+      - forward: { cluster: app }
+"#,
+        )
+        .upstream("app", &upstream)
+        .filter_module("tag", ORDER_TAG)
+        .var("reply", LOCAL_REPLY)
+        .run()
+        .await;
+
+    for client in [client::http1(), client::http2()] {
+        let response = client.get(&proxy.url("/teapot")).await;
+
+        assert_eq!(response.status, 418);
+        assert_eq!(response.text(), "short and stout");
+        assert_eq!(response.header("x-order"), Some("local,b,a"));
+    }
+    assert_eq!(upstream.requests(), 0);
+}
+
+#[tokio::test]
 async fn routes_override_disable_and_add_filters() {
     let upstream = echo_upstream().await;
     let proxy = proxy::new()
