@@ -7,8 +7,8 @@
 //!   `SET_CLUSTER`, `BODY_REWRITE`, `CALLOUT`, `KV_COUNTER`, `TRAP`,
 //!   `INFINITE_LOOP`, `MEMORY_BOMB`, `DEEP_RECURSION`, `BAD_CONFIG`, `DELAY`,
 //!   `ORDER_TAG`, `HOST_APIS`, `NOT_A_FILTER`, `GUEST_STATE`, `RELOAD_MARKER`,
-//!   `RELOAD_MARKER_LARGE`); each crate's docs describe
-//!   its configuration and behaviour
+//!   `RELOAD_MARKER_LARGE`, `VERSIONED_V1`, `VERSIONED_V2`); each crate's docs
+//!   describe its configuration and behaviour
 //! - every crate in `filters/` (e.g. `weir-filter-authz` → `WEIR_FILTER_AUTHZ`)
 //!
 //! [`ALL`] lists them all as (crate name, path). The paths are absolute and
