@@ -160,7 +160,10 @@ impl<'rt> Exchange<'rt> {
             .as_ref()
             .is_some_and(|h| h.buffers_request_body())
         {
-            match buffered::collect(body).await {
+            // Boxed here and below: buffering is the rare path, and its state
+            // would otherwise enlarge every exchange's future (moved, so
+            // copied, on each request).
+            match Box::pin(buffered::collect(body)).await {
                 Ok(whole) => {
                     let carries_body = whole.length != Some(0)
                         || !matches!(
@@ -265,7 +268,7 @@ impl<'rt> Exchange<'rt> {
                 if !hooks.buffers_response_body() {
                     return Response::from_parts(parts, body);
                 }
-                self.buffered_response(parts, body).await
+                Box::pin(self.buffered_response(parts, body)).await
             }
             Ok(Flow::Respond(replacement)) => {
                 self.answered_by_upstream = false;

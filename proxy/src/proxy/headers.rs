@@ -86,23 +86,31 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Append the client's address to `x-forwarded-for` and set
-/// `x-forwarded-proto` to the scheme the client used (a client-sent value is
-/// replaced: the proxy knows better).
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, scheme: &'static str) {
-    let client = client.to_string();
-    let mut chain = String::new();
-    for value in headers.get_all(&X_FORWARDED_FOR) {
-        if let Ok(text) = value.to_str() {
-            let text = text.trim();
+/// The client's address as an `x-forwarded-for` entry; made once per
+/// connection, so a request without `x-forwarded-for` costs no formatting.
+pub fn client_address_value(client: IpAddr) -> HeaderValue {
+    HeaderValue::try_from(client.to_string()).expect("an IP address is a valid header value")
+}
+
+/// Append the client's address (see [`client_address_value`]) to
+/// `x-forwarded-for` and set `x-forwarded-proto` to the scheme the client
+/// used (a client-sent value is replaced: the proxy knows better).
+pub fn set_forwarded(headers: &mut HeaderMap, client: &HeaderValue, scheme: &'static str) {
+    let value = if headers.contains_key(&X_FORWARDED_FOR) {
+        let mut chain = Vec::new();
+        for value in headers.get_all(&X_FORWARDED_FOR) {
+            let text = value.as_bytes().trim_ascii();
             if !text.is_empty() {
-                chain.push_str(text);
-                chain.push_str(", ");
+                chain.extend_from_slice(text);
+                chain.extend_from_slice(b", ");
             }
         }
-    }
-    chain.push_str(&client);
-    if let Ok(value) = HeaderValue::try_from(chain) {
+        chain.extend_from_slice(client.as_bytes());
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(chain)).ok()
+    } else {
+        Some(client.clone())
+    };
+    if let Some(value) = value {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
@@ -116,7 +124,13 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> String {
     {
         return id.to_string();
     }
-    let id = format!("{:032x}", rand::random::<u128>());
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let random = rand::random::<u128>();
+    let mut digits = [0u8; 32];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = HEX[((random >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    let id = String::from_utf8_lossy(&digits).into_owned();
     let value = HeaderValue::from_str(&id).expect("hex digits are a valid header value");
     headers.insert(X_REQUEST_ID.clone(), value);
     id
@@ -196,13 +210,20 @@ mod tests {
             ("x-forwarded-for", "198.51.100.2"),
             ("x-forwarded-proto", "https"),
         ]);
-        set_forwarded(&mut map, "127.0.0.1".parse().unwrap(), "http");
+        let client = client_address_value("127.0.0.1".parse().unwrap());
+        set_forwarded(&mut map, &client, "http");
         assert_eq!(
             map.get("x-forwarded-for").unwrap(),
             "203.0.113.1, 198.51.100.2, 127.0.0.1"
         );
         assert_eq!(map.get_all("x-forwarded-proto").iter().count(), 1);
         assert_eq!(map.get("x-forwarded-proto").unwrap(), "http");
+
+        let mut fresh = HeaderMap::new();
+        let v6 = client_address_value("2001:db8::1".parse().unwrap());
+        set_forwarded(&mut fresh, &v6, "https");
+        assert_eq!(fresh.get("x-forwarded-for").unwrap(), "2001:db8::1");
+        assert_eq!(fresh.get("x-forwarded-proto").unwrap(), "https");
     }
 
     #[test]

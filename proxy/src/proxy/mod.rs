@@ -42,6 +42,8 @@ pub struct Downstream {
     pub peer: SocketAddr,
     /// `http` (or `https` once listeners terminate TLS).
     pub scheme: &'static str,
+    /// `peer`'s address as an `x-forwarded-for` entry (made once per connection).
+    pub client_address: HeaderValue,
     /// Per-connection bookkeeping shared with the server.
     pub conn: Arc<ConnState>,
     /// The server's shutdown phase (tunnels close when the server stops).
@@ -73,7 +75,11 @@ pub async fn handle(
         && (head.headers.contains_key(header::UPGRADE) || head.method == Method::CONNECT);
     headers::strip_hop_by_hop(&mut head.headers, upgrade);
     let request_id = headers::ensure_request_id(&mut head.headers);
-    headers::set_forwarded(&mut head.headers, downstream.peer.ip(), downstream.scheme);
+    headers::set_forwarded(
+        &mut head.headers,
+        &downstream.client_address,
+        downstream.scheme,
+    );
 
     let span = tracing::debug_span!(
         "exchange",

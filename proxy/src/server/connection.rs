@@ -85,6 +85,7 @@ pub(crate) async fn serve(
     let downstream = Downstream {
         peer,
         scheme: "http",
+        client_address: proxy::headers::client_address_value(peer.ip()),
         conn: Arc::clone(&state),
         shutdown: signal.clone(),
         drain: Arc::new(guard),

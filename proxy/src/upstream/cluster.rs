@@ -170,7 +170,7 @@ impl Cluster {
         {
             // The first lookup is under way; an error means the refresh task
             // is gone (shutting down) and the static endpoints are all we have.
-            let _ = ready.clone().wait_for(|ready| *ready).await;
+            let _ = Box::pin(ready.clone().wait_for(|ready| *ready)).await;
         }
         let endpoint = self.pick(req.headers())?;
         let _in_flight = endpoint.start_request();
@@ -221,11 +221,13 @@ impl Cluster {
         loop {
             let (mut sender, reused) = match endpoint.pool.take_h1() {
                 Some(sender) => (sender, true),
+                // Boxed: connecting is the rare path, and its state would
+                // otherwise enlarge (and be copied with) every request's future.
                 None => (
-                    self.connected(
+                    Box::pin(self.connected(
                         endpoint,
                         connect::http1(endpoint.addr, self.connect_timeout),
-                    )
+                    ))
                     .await?,
                     false,
                 ),
@@ -265,10 +267,12 @@ impl Cluster {
     ) -> Result<Response<Incoming>, UpstreamError> {
         let mut retried = false;
         loop {
-            let connect = self.connected(
-                endpoint,
-                connect::http2(endpoint.addr, self.connect_timeout),
-            );
+            let connect = || {
+                self.connected(
+                    endpoint,
+                    connect::http2(endpoint.addr, self.connect_timeout),
+                )
+            };
             let mut sender = endpoint.pool.h2(connect).await?;
             match sender.try_send_request(req).await {
                 Ok(response) => return Ok(response),

@@ -127,11 +127,13 @@ impl Pool {
         }
     }
 
-    /// The shared HTTP/2 connection, made with `connect` if there is none or
-    /// it has closed. Concurrent callers wait for one connect rather than
-    /// each opening a connection.
-    pub(crate) async fn h2<E, F>(&self, connect: F) -> Result<http2::SendRequest<ProxyBody>, E>
+    /// The shared HTTP/2 connection, made with `connect()` if there is none
+    /// or it has closed. Concurrent callers wait for one connect rather than
+    /// each opening a connection. `connect` is called only when a connection
+    /// is needed, so the caller's future does not carry an unused one.
+    pub(crate) async fn h2<E, C, F>(&self, connect: C) -> Result<http2::SendRequest<ProxyBody>, E>
     where
+        C: FnOnce() -> F,
         F: Future<Output = Result<http2::SendRequest<ProxyBody>, E>>,
     {
         let mut slot = self.h2.lock().await;
@@ -142,7 +144,9 @@ impl Pool {
             return Ok(shared.sender.clone());
         }
         *slot = None;
-        let sender = connect.await?;
+        // Boxed: a connect is rare, and its state would otherwise make every
+        // request's future larger (moved, and copied, on each request).
+        let sender = Box::pin(connect()).await?;
         *slot = Some(SharedH2 {
             sender: sender.clone(),
             last_used: Instant::now(),

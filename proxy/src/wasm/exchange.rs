@@ -104,7 +104,6 @@ impl WasmExchange {
         phase: Phase,
         result: Result<Option<Action>, CallFailure>,
     ) -> Result<Option<Flow>, HookError> {
-        let filter = self.chain.filters[i].clone();
         let failure = match result {
             Ok(None | Some(Action::Continue)) => return Ok(None),
             Ok(Some(Action::Delay(ms))) => {
@@ -120,7 +119,7 @@ impl WasmExchange {
             Err(failure) => failure,
         };
         self.failed[i] = true;
-        filter.failed(phase, &failure).map(|()| None)
+        self.chain.filters[i].failed(phase, &failure).map(|()| None)
     }
 
     async fn run_request_headers(&mut self, data: &mut ExchangeData) -> Result<Flow, HookError> {
@@ -141,8 +140,16 @@ impl WasmExchange {
     }
 
     async fn run_response_headers(&mut self, data: &mut ExchangeData) -> Result<Flow, HookError> {
-        let order: Vec<usize> = self.active(Phases::RESPONSE_HEADERS).rev().collect();
-        for i in order {
+        // Walked by index: the loop body needs `&mut self`. A filter that
+        // fails open here is not revisited, so checking as we go is the same.
+        for i in (0..self.reached).rev() {
+            if self.failed[i]
+                || !self.chain.filters[i]
+                    .phases
+                    .contains(Phases::RESPONSE_HEADERS)
+            {
+                continue;
+            }
             let result = self.handles[i].run(PhaseCall::ResponseHeaders, data).await;
             if let Some(flow) = self.outcome(i, Phase::ResponseHeaders, result).await? {
                 return Ok(flow);

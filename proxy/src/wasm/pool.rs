@@ -8,10 +8,10 @@
 //! reusable ([`Poolable::reusable`]); otherwise it is dropped.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 
 /// An item a [`Pool`] can hand out and take back.
 pub(crate) trait Poolable: Send + 'static {
@@ -28,11 +28,30 @@ pub(crate) enum AcquireError<E> {
     Create(E),
 }
 
+/// The pool's books, under one lock: a lease costs one lock and a return
+/// another (no semaphore round trip on the per-call path).
+struct Books<T> {
+    idle: Vec<T>,
+    /// Items on loan plus slots reserved for items being created.
+    leased: u32,
+    /// Callers waiting for a return; a return wakes one only if any wait.
+    waiting: u32,
+}
+
 /// Idle items and the lease limit.
 pub(crate) struct Pool<T> {
-    idle: Mutex<Vec<T>>,
-    permits: Arc<Semaphore>,
+    books: Mutex<Books<T>>,
+    max: u32,
+    returned: Notify,
     wait: Duration,
+}
+
+/// What a look at the books gave.
+enum Taken<T> {
+    Idle(T),
+    /// A slot is reserved: create an item for it.
+    Reserved,
+    Full,
 }
 
 impl<T: Poolable> Pool<T> {
@@ -40,10 +59,31 @@ impl<T: Poolable> Pool<T> {
     /// starting with `idle` items.
     pub(crate) fn new(max: u32, wait: Duration, idle: Vec<T>) -> Arc<Self> {
         Arc::new(Pool {
-            idle: Mutex::new(idle),
-            permits: Arc::new(Semaphore::new(max.max(1) as usize)),
+            books: Mutex::new(Books {
+                idle,
+                leased: 0,
+                waiting: 0,
+            }),
+            max: max.max(1),
+            returned: Notify::new(),
             wait,
         })
+    }
+
+    fn books(&self) -> MutexGuard<'_, Books<T>> {
+        // The books hold no invariant a panic elsewhere could break half-way.
+        self.books.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take(&self, books: &mut Books<T>) -> Taken<T> {
+        if books.leased >= self.max {
+            return Taken::Full;
+        }
+        books.leased += 1;
+        match books.idle.pop() {
+            Some(item) => Taken::Idle(item),
+            None => Taken::Reserved,
+        }
     }
 
     /// Lease an idle item, or one made by `create` when none is idle.
@@ -55,40 +95,77 @@ impl<T: Poolable> Pool<T> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
-                    Ok(Ok(permit)) => permit,
-                    _ => return Err(AcquireError::Busy),
-                }
-            }
+        let taken = {
+            let mut books = self.books();
+            self.take(&mut books)
         };
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let item = match idle {
-            Some(item) => item,
-            None => create().await.map_err(AcquireError::Create)?,
+        let taken = match taken {
+            Taken::Full => self.wait_for_return().await?,
+            taken => taken,
+        };
+        let item = match taken {
+            Taken::Idle(item) => item,
+            Taken::Reserved => match create().await {
+                Ok(item) => item,
+                Err(err) => {
+                    self.release(None);
+                    return Err(AcquireError::Create(err));
+                }
+            },
+            Taken::Full => unreachable!("waiting ends with an item or a slot"),
         };
         Ok(Lease {
             pool: self.clone(),
             item: Some(item),
-            _permit: permit,
         })
     }
 
-    fn give_back(&self, item: T) {
-        if item.reusable() {
-            self.idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(item);
+    /// Wait up to the pool's bound for an item or a free slot.
+    async fn wait_for_return<E>(&self) -> Result<Taken<T>, AcquireError<E>> {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            // Registered before the look, so a return after it is not missed.
+            returned.as_mut().enable();
+            {
+                let mut books = self.books();
+                match self.take(&mut books) {
+                    Taken::Full => books.waiting += 1,
+                    taken => return Ok(taken),
+                }
+            }
+            let woken = tokio::time::timeout_at(deadline, returned).await.is_ok();
+            self.books().waiting -= 1;
+            if !woken {
+                return Err(AcquireError::Busy);
+            }
+        }
+    }
+
+    /// A lease ended (with its item, unless creating it failed).
+    fn release(&self, item: Option<T>) {
+        let mut discarded = None;
+        let wake = {
+            let mut books = self.books();
+            books.leased -= 1;
+            match item {
+                Some(item) if item.reusable() => books.idle.push(item),
+                other => discarded = other,
+            }
+            books.waiting > 0
+        };
+        // Dropped outside the lock: dropping an item (a store) is not cheap.
+        drop(discarded);
+        if wake {
+            self.returned.notify_one();
         }
     }
 
     /// Items waiting idle.
     #[cfg(test)]
     pub(crate) fn idle_count(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.books().idle.len()
     }
 }
 
@@ -96,7 +173,6 @@ impl<T: Poolable> Pool<T> {
 pub(crate) struct Lease<T: Poolable> {
     pool: Arc<Pool<T>>,
     item: Option<T>,
-    _permit: OwnedSemaphorePermit,
 }
 
 impl<T: Poolable> Lease<T> {
@@ -110,9 +186,7 @@ impl<T: Poolable> Lease<T> {
 
 impl<T: Poolable> Drop for Lease<T> {
     fn drop(&mut self) {
-        if let Some(item) = self.item.take() {
-            self.pool.give_back(item);
-        }
+        self.pool.release(self.item.take());
     }
 }
 
