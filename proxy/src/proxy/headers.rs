@@ -98,10 +98,15 @@ pub fn client_address_value(client: IpAddr) -> HeaderValue {
 pub fn set_forwarded(headers: &mut HeaderMap, client: &HeaderValue, scheme: &'static str) {
     let value = if headers.contains_key(&X_FORWARDED_FOR) {
         let mut chain = Vec::new();
-        for value in headers.get_all(&X_FORWARDED_FOR) {
-            let text = value.as_bytes().trim_ascii();
+        // Entries that are not visible ASCII text are dropped.
+        for text in headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            let text = text.trim();
             if !text.is_empty() {
-                chain.extend_from_slice(text);
+                chain.extend_from_slice(text.as_bytes());
                 chain.extend_from_slice(b", ");
             }
         }
@@ -224,6 +229,18 @@ mod tests {
         set_forwarded(&mut fresh, &v6, "https");
         assert_eq!(fresh.get("x-forwarded-for").unwrap(), "2001:db8::1");
         assert_eq!(fresh.get("x-forwarded-proto").unwrap(), "https");
+
+        let mut opaque = headers(&[("x-forwarded-for", "203.0.113.1")]);
+        opaque.append(
+            X_FORWARDED_FOR.clone(),
+            HeaderValue::from_bytes(b"\xff-not-text").unwrap(),
+        );
+        set_forwarded(&mut opaque, &client, "http");
+        assert_eq!(
+            opaque.get("x-forwarded-for").unwrap(),
+            "203.0.113.1, 127.0.0.1",
+            "an entry that is not visible text is dropped"
+        );
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             max_instances: 4096,
             max_memory_mib: 256,
-            max_wasm_stack: 512 * 1024,
+            max_wasm_stack: crate::config::defaults::max_stack_kib() as usize * 1024,
             cache_dir: None,
         }
     }
