@@ -17,6 +17,41 @@ use weir_proxy::manager::watch::{self, FileWatcher};
 use weir_proxy::manager::{Manager, ManagerOptions};
 use weir_proxy::wasm::{RuntimeOptions, WasmRuntime};
 
+/// The config of a managed proxy under test: one listener on an ephemeral
+/// port, no admin listener and no control API, a generous CPU limit (debug
+/// builds on a busy CI machine; these tests are not about CPU limits), the
+/// given `filters:` entries, and every request forwarded to `upstream` or,
+/// without one, answered `200 ok` by the route itself.
+pub fn managed_config(filters: &str, upstream: Option<&str>) -> String {
+    let (clusters, action) = match upstream {
+        Some(upstream) => (
+            format!("clusters:\n  - name: app\n    endpoints: [\"{upstream}\"]\n"),
+            "forward: { cluster: app }",
+        ),
+        None => (
+            String::new(),
+            "direct_response: { status: 200, body: \"ok\" }",
+        ),
+    };
+    format!(
+        r#"listeners:
+  - name: main
+    address: 127.0.0.1:0
+admin:
+  enabled: false
+control:
+  enabled: false
+wasm:
+  default_limits: {{ cpu_per_call: 2s }}
+filters:
+{filters}{clusters}virtual_hosts:
+  - name: all
+    domains: ["*"]
+    routes:
+      - {action}
+"#
+    )
+}
 /// A small engine for tests (the default reserves slots for 4096 instances).
 pub fn wasm_options(cache_dir: Option<PathBuf>) -> RuntimeOptions {
     RuntimeOptions {

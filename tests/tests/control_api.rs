@@ -17,7 +17,7 @@ use weir_proxy::control::{
     LoadFilter, ModuleSource, Position, ServeError,
 };
 use weir_tests::artifacts::{GUEST_STATE, HEADER_ECHO};
-use weir_tests::managed::{Managed, with_custom_section};
+use weir_tests::managed::{Managed, managed_config, with_custom_section};
 use weir_tests::weir_bin;
 
 const TOKEN: &str = "t0ken-for-the-control-api";
@@ -26,28 +26,10 @@ const TOKEN: &str = "t0ken-for-the-control-api";
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn config() -> String {
-    format!(
-        r#"listeners:
-  - name: main
-    address: 127.0.0.1:0
-admin:
-  enabled: false
-control:
-  enabled: false
-wasm:
-  # Generous: debug builds on a busy CI machine; this test is not about CPU limits.
-  default_limits: {{ cpu_per_call: 2s }}
-filters:
-  - name: stamp
-    module: {HEADER_ECHO}
-    config: {{ response_headers: {{ x-stamp: "yes" }} }}
-virtual_hosts:
-  - name: all
-    domains: ["*"]
-    routes:
-      - direct_response: {{ status: 200, body: "ok" }}
-"#
-    )
+    let filters = format!(
+        "  - name: stamp\n    module: {HEADER_ECHO}\n    config: {{ response_headers: {{ x-stamp: \"yes\" }} }}\n"
+    );
+    managed_config(&filters, None)
 }
 
 fn code(err: ClientError) -> (Code, String) {

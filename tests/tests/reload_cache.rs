@@ -2,31 +2,13 @@
 
 use weir_tests::artifacts::HEADER_ECHO;
 use weir_tests::client;
-use weir_tests::managed::Managed;
+use weir_tests::managed::{Managed, managed_config};
 
 fn config() -> String {
-    format!(
-        r#"listeners:
-  - name: main
-    address: 127.0.0.1:0
-admin:
-  enabled: false
-control:
-  enabled: false
-wasm:
-  # Generous: debug builds on a busy CI machine; this test is not about CPU limits.
-  default_limits: {{ cpu_per_call: 2s }}
-filters:
-  - name: stamp
-    module: {HEADER_ECHO}
-    config: {{ response_headers: {{ x-stamp: "yes" }} }}
-virtual_hosts:
-  - name: all
-    domains: ["*"]
-    routes:
-      - direct_response: {{ status: 200, body: "ok" }}
-"#
-    )
+    let filters = format!(
+        "  - name: stamp\n    module: {HEADER_ECHO}\n    config: {{ response_headers: {{ x-stamp: \"yes\" }} }}\n"
+    );
+    managed_config(&filters, None)
 }
 
 #[tokio::test]

@@ -7,35 +7,14 @@ use weir_proxy::control::{
 };
 use weir_tests::artifacts::{HEADER_ECHO, NOT_A_FILTER, ORDER_TAG};
 use weir_tests::client;
-use weir_tests::managed::{Managed, with_custom_section};
+use weir_tests::managed::{Managed, managed_config, with_custom_section};
 use weir_tests::server;
 
 fn config(upstream: &str) -> String {
-    format!(
-        r#"listeners:
-  - name: main
-    address: 127.0.0.1:0
-admin:
-  enabled: false
-control:
-  enabled: false
-wasm:
-  # Generous: debug builds on a busy CI machine; this test is not about CPU limits.
-  default_limits: {{ cpu_per_call: 2s }}
-filters:
-  - name: stamp
-    module: {HEADER_ECHO}
-    config: {{ response_headers: {{ x-stamp: "yes" }} }}
-clusters:
-  - name: app
-    endpoints: ["{upstream}"]
-virtual_hosts:
-  - name: all
-    domains: ["*"]
-    routes:
-      - forward: {{ cluster: app }}
-"#
-    )
+    let filters = format!(
+        "  - name: stamp\n    module: {HEADER_ECHO}\n    config: {{ response_headers: {{ x-stamp: \"yes\" }} }}\n"
+    );
+    managed_config(&filters, Some(upstream))
 }
 
 async fn stamp_version(proxy: &Managed) -> String {

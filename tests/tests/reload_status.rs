@@ -7,31 +7,11 @@ use bytes::Bytes;
 use weir_proxy::control::{FilterCounters, ModuleSource, Status};
 use weir_tests::artifacts::TRAP;
 use weir_tests::client;
-use weir_tests::managed::{Managed, with_custom_section};
+use weir_tests::managed::{Managed, managed_config, with_custom_section};
 
 fn config() -> String {
-    format!(
-        r#"listeners:
-  - name: main
-    address: 127.0.0.1:0
-admin:
-  enabled: false
-control:
-  enabled: false
-wasm:
-  # Generous: debug builds on a busy CI machine; this test is not about CPU limits.
-  default_limits: {{ cpu_per_call: 2s }}
-filters:
-  - name: trap
-    module: {TRAP}
-    config: {{}}
-virtual_hosts:
-  - name: all
-    domains: ["*"]
-    routes:
-      - direct_response: {{ status: 200, body: "ok" }}
-"#
-    )
+    let filters = format!("  - name: trap\n    module: {TRAP}\n    config: {{}}\n");
+    managed_config(&filters, None)
 }
 
 fn trap_counters(status: &Status) -> FilterCounters {

@@ -16,7 +16,7 @@ use tokio::sync::{Barrier, watch};
 use weir_proxy::control::{ControlPlane, ModuleSource};
 use weir_tests::artifacts::{HEADER_ECHO, VERSIONED_V1, VERSIONED_V2};
 use weir_tests::client::{self, Client, TestResponse};
-use weir_tests::managed::Managed;
+use weir_tests::managed::{Managed, managed_config};
 use weir_tests::server;
 
 /// How many swaps each test makes, alternating the two versions.
@@ -32,34 +32,16 @@ const HTTP2: &str = "HTTP/2";
 /// Two filters that both stamp `version` on the response: a response that
 /// mixed two generations would carry two different values.
 fn config(upstream: &str, version: &str) -> String {
-    format!(
-        r#"listeners:
-  - name: main
-    address: 127.0.0.1:0
-admin:
-  enabled: false
-control:
-  enabled: false
-wasm:
-  # Generous: debug builds on a busy CI machine; this test is not about CPU limits.
-  default_limits: {{ cpu_per_call: 2s }}
-filters:
-  - name: a
+    let filters = format!(
+        r#"  - name: a
     module: {HEADER_ECHO}
     config: {{ response_headers: {{ x-ver-a: "{version}" }} }}
   - name: b
     module: {HEADER_ECHO}
     config: {{ response_headers: {{ x-ver-b: "{version}" }} }}
-clusters:
-  - name: app
-    endpoints: ["{upstream}"]
-virtual_hosts:
-  - name: all
-    domains: ["*"]
-    routes:
-      - forward: {{ cluster: app }}
 "#
-    )
+    );
+    managed_config(&filters, Some(upstream))
 }
 
 /// The version a response of the [`config`] chain shows; panics on a mix.
@@ -225,33 +207,15 @@ async fn fifty_swaps_under_http1_and_http2_load_drop_nothing_and_never_mix() {
 
 /// `stamp` (a `versioned-vN` build) then `echo`, which always stamps `x-echo`.
 fn module_config(upstream: &str) -> String {
-    format!(
-        r#"listeners:
-  - name: main
-    address: 127.0.0.1:0
-admin:
-  enabled: false
-control:
-  enabled: false
-wasm:
-  # Generous: debug builds on a busy CI machine; this test is not about CPU limits.
-  default_limits: {{ cpu_per_call: 2s }}
-filters:
-  - name: stamp
+    let filters = format!(
+        r#"  - name: stamp
     module: {VERSIONED_V1}
   - name: echo
     module: {HEADER_ECHO}
     config: {{ response_headers: {{ x-echo: "ran" }} }}
-clusters:
-  - name: app
-    endpoints: ["{upstream}"]
-virtual_hosts:
-  - name: all
-    domains: ["*"]
-    routes:
-      - forward: {{ cluster: app }}
 "#
-    )
+    );
+    managed_config(&filters, Some(upstream))
 }
 
 /// The module version a response of the [`module_config`] chain shows: the
