@@ -92,8 +92,12 @@ pub(crate) async fn serve(
     };
     let service = service_fn(move |request| {
         let runtime = shared.runtime.load_full();
-        let downstream = downstream.clone();
-        async move { Ok::<_, Infallible>(proxy::handle(runtime, request, downstream).await) }
+        // Boxed: hyper keeps a slot for the service future in every HTTP/1
+        // connection for the connection's whole life, idle or not, and an
+        // exchange's state is about 5 KB. Boxed, it exists only while a
+        // request is in flight (10,000 idle connections: 50 MB less).
+        let exchange = Box::pin(proxy::handle(runtime, request, downstream.clone()));
+        async move { Ok::<_, Infallible>(exchange.await) }
     });
 
     let connection = settings.builder.serve_connection_with_upgrades(io, service);
