@@ -100,7 +100,7 @@ struct BodyPipeline {
     properties: PropertySink,
     stages: Vec<BodyStage>,
     direction: BodyDirection,
-    data: ExchangeData,
+    data: Box<ExchangeData>,
     queue: VecDeque<Frame<Bytes>>,
     finished: bool,
 }
@@ -110,7 +110,7 @@ pub(crate) fn wrap_body(
     body: ProxyBody,
     stages: Vec<BodyStage>,
     direction: BodyDirection,
-    data: ExchangeData,
+    data: Box<ExchangeData>,
     properties: PropertySink,
 ) -> ProxyBody {
     let pipeline = BodyPipeline {

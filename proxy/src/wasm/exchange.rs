@@ -122,7 +122,10 @@ impl WasmExchange {
         self.chain.filters[i].failed(phase, &failure).map(|()| None)
     }
 
-    async fn run_request_headers(&mut self, data: &mut ExchangeData) -> Result<Flow, HookError> {
+    async fn run_request_headers(
+        &mut self,
+        data: &mut Box<ExchangeData>,
+    ) -> Result<Flow, HookError> {
         for i in 0..self.chain.filters.len() {
             self.reached = i + 1;
             if !self.chain.filters[i]
@@ -139,7 +142,10 @@ impl WasmExchange {
         Ok(Flow::Continue)
     }
 
-    async fn run_response_headers(&mut self, data: &mut ExchangeData) -> Result<Flow, HookError> {
+    async fn run_response_headers(
+        &mut self,
+        data: &mut Box<ExchangeData>,
+    ) -> Result<Flow, HookError> {
         // Walked by index: the loop body needs `&mut self`. A filter that
         // fails open here is not revisited, so checking as we go is the same.
         for i in (0..self.reached).rev() {
@@ -215,11 +221,11 @@ impl ExchangeHooks for WasmExchange {
     ) -> BoxFuture<'a, Result<Flow, HookError>> {
         Box::pin(async move {
             let request = std::mem::replace(head, empty_request());
-            let mut data = ExchangeData {
+            let mut data = Box::new(ExchangeData {
                 request: Some(request),
                 ctx: CtxData::take(ctx),
                 ..Default::default()
-            };
+            });
             let result = self.run_request_headers(&mut data).await;
             *head = data.request.take().unwrap_or_else(empty_request);
             if self.has_body_phase() {
@@ -242,7 +248,7 @@ impl ExchangeHooks for WasmExchange {
         if stages.is_empty() {
             return body;
         }
-        let data = ExchangeData {
+        let data = Box::new(ExchangeData {
             request: Some(
                 self.request
                     .as_ref()
@@ -251,7 +257,7 @@ impl ExchangeHooks for WasmExchange {
             ),
             ctx: self.ctx.clone().unwrap_or_default(),
             ..Default::default()
-        };
+        });
         wrap_body(
             body,
             stages,
@@ -280,12 +286,12 @@ impl ExchangeHooks for WasmExchange {
             }
             self.merge_body_properties(ctx);
             let response = std::mem::replace(head, empty_response());
-            let mut data = ExchangeData {
+            let mut data = Box::new(ExchangeData {
                 request: Some(self.request.take().unwrap_or_else(empty_request)),
                 response: Some(response),
                 ctx: CtxData::take(ctx),
                 ..Default::default()
-            };
+            });
             let result = self.run_response_headers(&mut data).await;
             self.request = data.request.take();
             *head = data.response.take().unwrap_or_else(empty_response);
@@ -306,7 +312,7 @@ impl ExchangeHooks for WasmExchange {
         if stages.is_empty() {
             return body;
         }
-        let data = ExchangeData {
+        let data = Box::new(ExchangeData {
             request: Some(
                 self.request
                     .as_ref()
@@ -321,7 +327,7 @@ impl ExchangeHooks for WasmExchange {
             ),
             ctx: self.ctx.clone().unwrap_or_default(),
             ..Default::default()
-        };
+        });
         wrap_body(
             body,
             stages,
@@ -341,11 +347,11 @@ impl ExchangeHooks for WasmExchange {
             return;
         };
         self.merge_body_properties(&mut ctx);
-        let mut data = ExchangeData {
+        let mut data = Box::new(ExchangeData {
             request: Some(self.request.take().unwrap_or_else(empty_request)),
             ctx: CtxData::take(&mut ctx),
             ..Default::default()
-        };
+        });
         let summary = Summary {
             status: summary.status,
             duration_us: summary.duration_us,

@@ -201,7 +201,7 @@ impl Instance {
     pub(crate) async fn run_phase(
         &mut self,
         call: PhaseCall,
-        data: &mut ExchangeData,
+        data: &mut Box<ExchangeData>,
         cpu: Duration,
     ) -> Result<Option<Action>, CallFailure> {
         let request = || Resource::new_borrow(REQUEST_REP);
@@ -214,7 +214,8 @@ impl Instance {
             PhaseCall::ResponseBody { .. } => Phase::ResponseBody,
             PhaseCall::Done(_) => Phase::Done,
         };
-        self.store.data_mut().exchange = std::mem::take(data);
+        // Swapped, not moved: the exchange data is a few hundred bytes.
+        std::mem::swap(&mut self.store.data_mut().exchange, data);
         let f = &self.funcs;
         let (rh, rb, sh, sb, done) = (
             f.on_request_headers,
@@ -244,7 +245,7 @@ impl Instance {
                 .await
                 .map(|()| None),
         };
-        *data = std::mem::take(&mut self.store.data_mut().exchange);
+        std::mem::swap(&mut self.store.data_mut().exchange, data);
         data.phase = Phase::Idle;
         match result? {
             None => Ok(None),
@@ -340,11 +341,16 @@ impl FilterHandle {
     pub(crate) async fn run(
         &self,
         call: PhaseCall,
-        data: &mut ExchangeData,
+        data: &mut Box<ExchangeData>,
     ) -> Result<Option<Action>, CallFailure> {
         let cpu = self.pool.template.limits.cpu_per_call;
         let Some(slot) = &self.exchange_instance else {
-            let mut lease = self.pool.acquire().await?;
+            let mut lease = match self.pool.instances.try_acquire() {
+                Some(lease) => lease,
+                // Creating an instance or waiting for one: rare, and its
+                // future is large, so it is boxed off the per-call path.
+                None => Box::pin(self.pool.acquire()).await?,
+            };
             return lease.get().run_phase(call, data, cpu).await;
         };
         let mut held = slot.lock().await;

@@ -31,7 +31,8 @@ pub(crate) enum AcquireError<E> {
 /// The pool's books, under one lock: a lease costs one lock and a return
 /// another (no semaphore round trip on the per-call path).
 struct Books<T> {
-    idle: Vec<T>,
+    /// Boxed, so that leasing and returning move a pointer, not the item.
+    idle: Vec<Box<T>>,
     /// Items on loan plus slots reserved for items being created.
     leased: u32,
     /// Callers waiting for a return; a return wakes one only if any wait.
@@ -48,7 +49,7 @@ pub(crate) struct Pool<T> {
 
 /// What a look at the books gave.
 enum Taken<T> {
-    Idle(T),
+    Idle(Box<T>),
     /// A slot is reserved: create an item for it.
     Reserved,
     Full,
@@ -60,7 +61,7 @@ impl<T: Poolable> Pool<T> {
     pub(crate) fn new(max: u32, wait: Duration, idle: Vec<T>) -> Arc<Self> {
         Arc::new(Pool {
             books: Mutex::new(Books {
-                idle,
+                idle: idle.into_iter().map(Box::new).collect(),
                 leased: 0,
                 waiting: 0,
             }),
@@ -86,6 +87,23 @@ impl<T: Poolable> Pool<T> {
         }
     }
 
+    /// Lease an idle item if one is idle and the limit allows: the per-call
+    /// path, with no future to build or move. `None` means: call
+    /// [`Pool::acquire`], which creates an item or waits.
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Lease<T>> {
+        let mut books = self.books();
+        if books.leased >= self.max {
+            return None;
+        }
+        let item = books.idle.pop()?;
+        books.leased += 1;
+        drop(books);
+        Some(Lease {
+            pool: Arc::clone(self),
+            item: Some(item),
+        })
+    }
+
     /// Lease an idle item, or one made by `create` when none is idle.
     pub(crate) async fn acquire<F, Fut, E>(
         self: &Arc<Self>,
@@ -106,7 +124,7 @@ impl<T: Poolable> Pool<T> {
         let item = match taken {
             Taken::Idle(item) => item,
             Taken::Reserved => match create().await {
-                Ok(item) => item,
+                Ok(item) => Box::new(item),
                 Err(err) => {
                     self.release(None);
                     return Err(AcquireError::Create(err));
@@ -144,7 +162,7 @@ impl<T: Poolable> Pool<T> {
     }
 
     /// A lease ended (with its item, unless creating it failed).
-    fn release(&self, item: Option<T>) {
+    fn release(&self, item: Option<Box<T>>) {
         let mut discarded = None;
         let wake = {
             let mut books = self.books();
@@ -172,7 +190,7 @@ impl<T: Poolable> Pool<T> {
 /// An item on loan; goes back to its pool (or is dropped) when the lease is.
 pub(crate) struct Lease<T: Poolable> {
     pool: Arc<Pool<T>>,
-    item: Option<T>,
+    item: Option<Box<T>>,
 }
 
 impl<T: Poolable> Lease<T> {
@@ -245,6 +263,29 @@ mod tests {
         let mut again = pool.acquire(|| factory.clone().make()).await.unwrap();
         assert_eq!(again.get().id, 100);
         assert_eq!(factory.made(), 0);
+    }
+
+    #[tokio::test]
+    async fn try_acquire_leases_only_idle_items_within_the_limit() {
+        let item = |id| Item { id, broken: false };
+        let pool = Pool::new(1, WAIT, vec![item(1), item(2)]);
+        let mut first = pool.try_acquire().expect("an idle item");
+        assert!(
+            pool.try_acquire().is_none(),
+            "the limit holds with items idle"
+        );
+        let id = first.get().id;
+        drop(first);
+        let mut again = pool.try_acquire().expect("the returned item");
+        assert_eq!(again.get().id, id, "the last returned item is reused");
+        drop(again);
+
+        let empty: Arc<Pool<Item>> = Pool::new(4, WAIT, vec![]);
+        assert!(empty.try_acquire().is_none(), "nothing idle: no lease");
+        let factory = Factory::new();
+        let created = empty.acquire(|| factory.clone().make()).await.unwrap();
+        drop(created);
+        assert!(empty.try_acquire().is_some(), "a created item is reused");
     }
 
     #[tokio::test]

@@ -122,8 +122,8 @@ pub(crate) struct HostState {
     pub(crate) shared: Arc<RuntimeShared>,
     /// Where `callout.call` goes.
     pub(crate) callouts: Arc<dyn CalloutClient>,
-    /// The exchange being worked on.
-    pub(crate) exchange: ExchangeData,
+    /// The exchange being worked on (boxed: a call swaps it in and out).
+    pub(crate) exchange: Box<ExchangeData>,
     /// CPU time accounting for the current call.
     pub(crate) cpu: CpuMeter,
     /// Memory and instance limits.
@@ -150,7 +150,7 @@ impl HostState {
             filter,
             shared,
             callouts,
-            exchange: ExchangeData::default(),
+            exchange: Box::default(),
             cpu: CpuMeter::new(),
             limits,
             wasi,
