@@ -6,6 +6,8 @@
 //! - [`routing`]: virtual hosts and routes compiled from the config.
 //! - [`upstream`]: clusters, endpoints, load balancing, connection pools.
 //! - [`server`]: listeners, connection limits, graceful shutdown, admin.
+//! - [`workers`]: one single-threaded runtime per worker thread; accepted
+//!   connections are spread over them.
 //! - [`proxy`]: the request pipeline that ties them together.
 //! - [`phases`]: the hooks the pipeline offers to extensions.
 //! - [`wasm`]: the WebAssembly filter host.
@@ -25,3 +27,4 @@ pub mod server;
 pub mod telemetry;
 pub mod upstream;
 pub mod wasm;
+pub mod workers;

@@ -14,6 +14,7 @@ use weir_proxy::manager::{Manager, ManagerOptions, watch};
 use weir_proxy::server::ShutdownOutcome;
 use weir_proxy::telemetry::{self, LogFormat};
 use weir_proxy::wasm::{CompileCounts, RuntimeOptions, WasmRuntime};
+use weir_proxy::workers::WorkerThreads;
 
 /// mimalloc: measurably fewer cycles per request than the system allocator
 /// (see bench/NOTES.md).
@@ -85,9 +86,9 @@ struct RunArgs {
     /// Do not watch files; changes go through `weir config apply` / `weir filter`.
     #[arg(long, overrides_with = "watch")]
     no_watch: bool,
-    /// Worker threads serving traffic (default: one per CPU). With 1, Weir
-    /// runs a single-threaded event loop, which saves the cross-thread
-    /// bookkeeping of a work-stealing scheduler.
+    /// Worker threads serving traffic (default: one per CPU). Each runs its
+    /// own single-threaded event loop with its own upstream connections;
+    /// client connections are spread over them round-robin.
     #[arg(long, value_name = "N", env = "TOKIO_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
 }
@@ -242,26 +243,24 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let mut builder = match args.workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(workers) => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(usize::from(workers));
-            builder
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
+    let workers = match args.workers {
+        Some(workers) => usize::from(workers),
+        None => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
     };
-    let tokio = builder
+    // Worker 0: this thread, which also runs the listeners and the control plane.
+    let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("weir")
         .build()
         .context("starting the async runtime")?;
+    let worker_threads = WorkerThreads::start(tokio.handle().clone(), workers)?;
     let watch = if args.no_watch {
         false
     } else {
         args.watch || config.control.watch
     };
-    tokio.block_on(serve(config, args.config, watch))
+    let outcome = tokio.block_on(serve(config, args.config, watch));
+    drop(worker_threads);
+    outcome
 }
 
 /// Where uploaded and copied modules are kept: next to the compiled-module

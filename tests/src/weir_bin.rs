@@ -113,6 +113,16 @@ impl RunningWeir {
         panic!("weir exited before logging {message:?}");
     }
 
+    /// Sends SIGTERM (a graceful shutdown) and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // Our own child, by its pid.
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        assert!(status.expect("run kill").success());
+        self.child.wait().expect("wait for weir")
+    }
+
     /// Keeps reading (and dropping) the rest of the log in the background,
     /// so the proxy never blocks on a full pipe.
     pub fn drain_log(&mut self) {

@@ -445,7 +445,7 @@ pub struct ClusterConfig {
     /// Close pooled connections idle this long. Default 90s.
     #[serde(default = "defaults::pool_idle_timeout", with = "humantime_serde")]
     pub pool_idle_timeout: Duration,
-    /// Idle connections kept per endpoint. Default 128.
+    /// Idle connections kept per endpoint, per worker thread. Default 128.
     #[serde(default = "defaults::pool_max_idle")]
     pub pool_max_idle_per_endpoint: usize,
 }

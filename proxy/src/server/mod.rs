@@ -264,14 +264,15 @@ async fn accept_loop(
             },
             _ = draining.draining() => break,
         };
-        tokio::spawn(connection::serve(
-            stream,
-            peer,
+        let (settings, shared, signal, guard) = (
             Arc::clone(&settings),
             Arc::clone(&shared),
             signal.clone(),
             guard.clone(),
-        ));
+        );
+        crate::workers::spawn_connection(stream, move |stream| {
+            connection::serve(stream, peer, settings, shared, signal, guard)
+        });
     }
     let address = listener.local_addr().ok();
     drop(listener);

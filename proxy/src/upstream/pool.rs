@@ -10,6 +10,11 @@
 //! Idle connections are dropped after `pool_idle_timeout` (checked on every
 //! checkout and by a periodic sweep) and beyond `pool_max_idle_per_endpoint`.
 //! Dropping hyper's `SendRequest` closes an idle connection.
+//!
+//! Each worker runtime ([`crate::workers`]) has its own lists and its own
+//! HTTP/2 connection: a connection's task runs on the worker that opened it,
+//! and a request from another worker would cross threads twice per request.
+//! So the limits above hold per worker.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,6 +23,7 @@ use std::time::{Duration, Instant};
 use hyper::client::conn::{http1, http2};
 
 use crate::body::ProxyBody;
+use crate::workers;
 
 /// Pool limits from the cluster config.
 #[derive(Debug, Clone, Copy)]
@@ -45,8 +51,22 @@ impl PoolSettings {
 #[derive(Debug)]
 pub(crate) struct Pool {
     settings: PoolSettings,
+    /// One per worker, indexed by [`workers::current`].
+    shards: Box<[Shard]>,
+}
+
+/// One worker's connections to the endpoint.
+#[derive(Debug, Default)]
+struct Shard {
     idle: Mutex<Vec<IdleH1>>,
     h2: tokio::sync::Mutex<Option<SharedH2>>,
+}
+
+impl Shard {
+    fn idle(&self) -> MutexGuard<'_, Vec<IdleH1>> {
+        // The list holds no invariant a panic elsewhere could break.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 #[derive(Debug)]
@@ -65,14 +85,17 @@ impl Pool {
     pub(crate) fn new(settings: PoolSettings) -> Self {
         Self {
             settings,
-            idle: Mutex::new(Vec::new()),
-            h2: tokio::sync::Mutex::new(None),
+            shards: (0..workers::count()).map(|_| Shard::default()).collect(),
         }
     }
 
+    /// The calling worker's connections.
+    fn shard(&self) -> &Shard {
+        &self.shards[workers::current() % self.shards.len()]
+    }
+
     fn idle(&self) -> MutexGuard<'_, Vec<IdleH1>> {
-        // The list holds no invariant a panic elsewhere could break.
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shard().idle()
     }
 
     /// The most recently used idle HTTP/1 connection that is still open.
@@ -136,7 +159,7 @@ impl Pool {
         C: FnOnce() -> F,
         F: Future<Output = Result<http2::SendRequest<ProxyBody>, E>>,
     {
-        let mut slot = self.h2.lock().await;
+        let mut slot = self.shard().h2.lock().await;
         if let Some(shared) = slot.as_mut()
             && !shared.sender.is_closed()
         {
@@ -154,9 +177,9 @@ impl Pool {
         Ok(sender)
     }
 
-    /// Idle HTTP/1 connections (for status and tests).
+    /// Idle HTTP/1 connections, over all workers (for status and tests).
     pub(crate) fn idle_count(&self) -> usize {
-        self.idle().len()
+        self.shards.iter().map(|shard| shard.idle().len()).sum()
     }
 
     /// Drop closed and expired idle connections; drop the shared HTTP/2
@@ -165,14 +188,17 @@ impl Pool {
     /// streams already answered keep the connection open until they end).
     pub(crate) fn sweep(&self, in_flight: usize) {
         let timeout = self.settings.idle_timeout;
-        self.idle()
-            .retain(|conn| conn.since.elapsed() < timeout && !conn.sender.is_closed());
-        if let Ok(mut slot) = self.h2.try_lock()
-            && let Some(shared) = slot.as_ref()
-            && (shared.sender.is_closed()
-                || (in_flight == 0 && shared.last_used.elapsed() >= timeout))
-        {
-            *slot = None;
+        for shard in &self.shards {
+            shard
+                .idle()
+                .retain(|conn| conn.since.elapsed() < timeout && !conn.sender.is_closed());
+            if let Ok(mut slot) = shard.h2.try_lock()
+                && let Some(shared) = slot.as_ref()
+                && (shared.sender.is_closed()
+                    || (in_flight == 0 && shared.last_used.elapsed() >= timeout))
+            {
+                *slot = None;
+            }
         }
     }
 }
