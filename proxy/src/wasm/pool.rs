@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::workers;
+
 /// An item a [`Pool`] can hand out and take back.
 pub(crate) trait Poolable: Send + 'static {
     /// Whether the item may serve another caller.
@@ -31,12 +33,47 @@ pub(crate) enum AcquireError<E> {
 /// The pool's books, under one lock: a lease costs one lock and a return
 /// another (no semaphore round trip on the per-call path).
 struct Books<T> {
-    /// Boxed, so that leasing and returning move a pointer, not the item.
-    idle: Vec<Box<T>>,
+    idle: IdleLists<T>,
     /// Items on loan plus slots reserved for items being created.
     leased: u32,
     /// Callers waiting for a return; a return wakes one only if any wait.
     waiting: u32,
+}
+
+/// Idle items, one list per worker runtime ([`crate::workers`]): a worker
+/// takes back the items it returned, whose memory is still in its core's
+/// caches, and takes another worker's only when its own list is empty.
+/// Boxed, so that leasing and returning move a pointer, not the item.
+struct IdleLists<T>(Vec<Vec<Box<T>>>);
+
+impl<T> IdleLists<T> {
+    fn new(items: Vec<T>) -> Self {
+        let mut lists: Vec<Vec<Box<T>>> = (0..workers::count()).map(|_| Vec::new()).collect();
+        lists[0] = items.into_iter().map(Box::new).collect();
+        IdleLists(lists)
+    }
+
+    fn own(&self) -> usize {
+        workers::current() % self.0.len()
+    }
+
+    fn pop(&mut self) -> Option<Box<T>> {
+        let own = self.own();
+        if let Some(item) = self.0[own].pop() {
+            return Some(item);
+        }
+        self.0.iter_mut().find_map(Vec::pop)
+    }
+
+    fn push(&mut self, item: Box<T>) {
+        let own = self.own();
+        self.0[own].push(item);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.iter().map(Vec::len).sum()
+    }
 }
 
 /// Idle items and the lease limit.
@@ -61,7 +98,7 @@ impl<T: Poolable> Pool<T> {
     pub(crate) fn new(max: u32, wait: Duration, idle: Vec<T>) -> Arc<Self> {
         Arc::new(Pool {
             books: Mutex::new(Books {
-                idle: idle.into_iter().map(Box::new).collect(),
+                idle: IdleLists::new(idle),
                 leased: 0,
                 waiting: 0,
             }),
