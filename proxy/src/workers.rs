@@ -25,6 +25,7 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
@@ -101,6 +102,26 @@ where
     });
 }
 
+/// How far ahead each worker always has a timer due (see [`timer_floor`]).
+pub const TIMER_FLOOR: Duration = Duration::from_secs(1);
+
+/// Keep a timer due within [`TIMER_FLOOR`] on the calling worker, forever.
+///
+/// tokio's timer driver remembers, when its thread last went to sleep, the
+/// earliest deadline it had to wake up for. Registering a timer that is due
+/// before that remembered deadline wakes the driver through its eventfd:
+/// one `write` and one extra `epoll_wait` that returns at once, even when
+/// the timer is registered on the driver's own, running thread. A request
+/// that is alone on its worker registers the earliest timer there (its
+/// upstream timeout), so without this floor every such request paid that
+/// wake-up (bench/NOTES.md). With a timer always due within a second, a
+/// request timeout of a second or more is never the earliest.
+pub async fn timer_floor() {
+    loop {
+        tokio::time::sleep(TIMER_FLOOR).await;
+    }
+}
+
 /// Worker threads 1..N, each running its own single-threaded runtime until
 /// dropped. Worker 0 is the runtime given to [`WorkerThreads::start`].
 #[derive(Debug)]
@@ -113,6 +134,7 @@ impl WorkerThreads {
     /// Start `count - 1` worker threads beside `first` (worker 0) and route
     /// accepted connections to all `count` from now on. Once per process.
     pub fn start(first: Handle, count: usize) -> Result<WorkerThreads, WorkersError> {
+        first.spawn(timer_floor());
         let mut handles = vec![first];
         let mut started = WorkerThreads {
             stops: Vec::new(),
@@ -131,6 +153,7 @@ impl WorkerThreads {
                 .spawn(move || {
                     INDEX.with(|cell| cell.set(index));
                     runtime.block_on(async {
+                        tokio::spawn(timer_floor());
                         let _ = stopped.await;
                     });
                 })
