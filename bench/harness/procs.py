@@ -222,6 +222,22 @@ def peak_rss_kib(root: int) -> int:
     return sum(_status_kib(pid, "VmHWM") for pid in tree(root))
 
 
+def reset_peak_rss(root: int) -> bool:
+    """Restart VmHWM at the current RSS for the whole process tree.
+
+    Writing 5 to /proc/PID/clear_refs does that (Linux 4.0+; allowed for
+    one's own processes). Returns False if any process refused, in which
+    case VmHWM keeps counting from the process's start.
+    """
+    ok = True
+    for pid in tree(root):
+        try:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        except OSError:
+            ok = False
+    return ok
+
+
 def rss_kib(root: int) -> int:
     """VmRSS (current resident set) summed over the process tree, in KiB."""
     return sum(_status_kib(pid, "VmRSS") for pid in tree(root))

@@ -46,18 +46,28 @@ def load_table(load: Load, rows: dict, specs: list[TargetSpec]) -> list[str]:
     return lines
 
 
-def resources_table(phase: dict, summary: dict, specs: list[TargetSpec]) -> list[str]:
-    lines = ["| target | peak RSS MiB (all processes) | processes | threads | thread names |",
-             "|---|---:|---:|---:|---|"]
+def resources_table(phase: dict, summary: dict, specs: list[TargetSpec], load_list: list[Load]) -> list[str]:
+    """Peak RSS during each load (and the highest), with the process shape."""
+    measured = [ld for ld in load_list if summary.get(ld.key)]
+    lines = ["| target | " + " | ".join(f"peak RSS MiB, `{ld.key}`" for ld in measured)
+             + " | highest | processes | threads | thread names |",
+             "|---|" + "---:|" * len(measured) + "---:|---:|---:|---|"]
     for spec in specs:
-        peaks = [rows[spec.key]["peak_rss_kib"] for rows in summary.values() if spec.key in rows]
+        peaks = {ld.key: summary[ld.key][spec.key]["peak_rss_kib"]
+                 for ld in measured if spec.key in summary[ld.key]}
         shape = (phase.get("shapes") or {}).get(spec.key)
         if not peaks or not shape:
             continue
         names = ", ".join(f"{name}×{count}" if count > 1 else name
                           for name, count in sorted(shape["thread_names"].items()))
-        lines.append(f"| {spec.label} | {max(peaks) / 1024:,.1f} | {shape['processes']} "
-                     f"| {shape['threads']} | {names} |")
+        cells = " | ".join(f"{peaks[ld.key] / 1024:,.1f}" if ld.key in peaks else "–" for ld in measured)
+        lines.append(f"| {spec.label} | {cells} | {max(peaks.values()) / 1024:,.1f} "
+                     f"| {shape['processes']} | {shape['threads']} | {names} |")
+    cumulative = [ld.key for ld in measured
+                  if not all(row.get("rss_reset", True) for row in summary[ld.key].values())]
+    if cumulative:
+        lines += ["", "VmHWM could not be reset before some measurements (" + ", ".join(cumulative)
+                  + "): their peak counts from the process's start."]
     return lines
 
 
@@ -92,7 +102,9 @@ def markdown(result: dict, specs: list[TargetSpec], load_list: list[Load]) -> st
         "- Header work: each filter adds one request header (`x-bench-req-N`) and one response "
         "header (`x-bench-resp-N`); checked once per target before measuring.",
         "- Proxy CPU µs/req: utime+stime of all the proxy's processes (from /proc) during the "
-        "measurement, divided by the requests completed. Peak RSS: VmHWM summed over its processes.",
+        "measurement, divided by the requests completed. Peak RSS: VmHWM summed over its processes, "
+        "restarted before each measurement (`/proc/PID/clear_refs`), so it is the peak during that "
+        "load, not at start-up; the highest over rounds is shown.",
         "- Errors: non-2xx responses plus socket errors/timeouts, summed over rounds.",
         "- × direct: req/s relative to the upstream alone. × Envoy: relative to Envoy with the same "
         "number of filters (nginx and HAProxy against Envoy with none).",
@@ -108,7 +120,7 @@ def markdown(result: dict, specs: list[TargetSpec], load_list: list[Load]) -> st
             if not rows:
                 continue
             out += [f"### {load.title}", ""] + load_table(load, rows, specs) + [""]
-        out += ["### Resources", ""] + resources_table(phase, phase["summary"], specs) + [""]
+        out += ["### Resources", ""] + resources_table(phase, phase["summary"], specs, load_list) + [""]
         if phase["unavailable"]:
             out += ["### Not measured", ""]
             out += [f"- `{key}`: {_oneline(reason)}" for key, reason in phase["unavailable"].items()]

@@ -79,7 +79,13 @@ def start_targets(specs: list[TargetSpec], ctx: Context, workers: int) -> tuple[
 
 
 def measure(r: Running, load: loads.Load, seconds: int, ctx: Context, upstream: procs.Proc) -> dict:
-    """One measurement: the load's own figures plus CPU/request and peak RSS from /proc."""
+    """One measurement: the load's own figures plus CPU/request and peak RSS from /proc.
+
+    The peak RSS is this load's own: VmHWM is restarted just before it, so
+    start-up and earlier loads do not count (unless the kernel refuses the
+    reset, which `rss_reset` records).
+    """
+    rss_reset = procs.reset_peak_rss(r.proc.pid)
     cpu0, up0 = procs.cpu_seconds(r.proc.pid), procs.cpu_seconds(upstream.pid)
     t0 = time.monotonic()
     result = loads.run(load, r.url(h2=load.tool == "h2load"), seconds, ctx.loadgen_cpus, ctx.run_dir)
@@ -91,6 +97,7 @@ def measure(r: Running, load: loads.Load, seconds: int, ctx: Context, upstream: 
     result["cpu_util"] = (cpu1 - cpu0) / wall if wall > 0 else 0.0
     result["upstream_cpu_us_per_req"] = (up1 - up0) / n * 1e6
     result["peak_rss_kib"] = procs.peak_rss_kib(r.proc.pid)
+    result["rss_reset"] = rss_reset
     return result
 
 
@@ -176,6 +183,7 @@ def summarise(phase: dict, specs: list[TargetSpec], load_list: list[loads.Load])
                 "cpu_util": spread([r["cpu_util"] for r in runs]),
                 "upstream_cpu_us_per_req": spread([r["upstream_cpu_us_per_req"] for r in runs]),
                 "peak_rss_kib": max(r["peak_rss_kib"] for r in runs),
+                "rss_reset": all(r.get("rss_reset", False) for r in runs),
                 "errors": sum(r["errors"] for r in runs),
                 "requests": sum(r["requests"] for r in runs),
             }

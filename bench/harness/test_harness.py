@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 import unittest
@@ -122,8 +123,38 @@ class Summary(unittest.TestCase):
         root = ET.fromstring(svg.chart(result, self.specs, self.load_list))
         self.assertTrue(root.tag.endswith("svg"))
 
+    def test_resources_show_the_peak_of_each_load_and_the_highest(self):
+        load_list = loads.standard_loads(32, 10)
+        phase = self.phase()
+        for key, kib in (("direct", 1024), ("weir-0", 3072), ("envoy-0", 8192)):
+            phase["samples"][key]["h2"] = [dict(_sample(10, 1), peak_rss_kib=kib, rss_reset=True)]
+            for sample in phase["samples"][key]["h1"]:
+                sample["rss_reset"] = True
+        summary = runner.summarise(phase, self.specs, load_list)
+        lines = report.resources_table(phase, summary, self.specs, load_list)
+        self.assertEqual(lines[0], "| target | peak RSS MiB, `h1` | peak RSS MiB, `h2` | highest "
+                                   "| processes | threads | thread names |")
+        self.assertIn("| Weir | 2.0 | 3.0 | 3.0 | 1 | 2 | t×2 |", lines)
+        self.assertFalse(any("could not be reset" in line for line in lines))
+        phase["samples"]["weir-0"]["h2"][0]["rss_reset"] = False
+        lines = report.resources_table(phase, runner.summarise(phase, self.specs, load_list),
+                                       self.specs, load_list)
+        self.assertIn("VmHWM could not be reset before some measurements (h2): "
+                      "their peak counts from the process's start.", lines)
+
 
 class Processes(unittest.TestCase):
+    def test_peak_rss_restarts_at_the_current_rss(self):
+        pid = os.getpid()
+        ballast = bytearray(64 * 1024 * 1024)
+        ballast[::4096] = b"x" * len(ballast[::4096])
+        del ballast
+        before = procs.peak_rss_kib(pid)
+        self.assertTrue(procs.reset_peak_rss(pid))
+        after = procs.peak_rss_kib(pid)
+        self.assertLess(after, before - 32 * 1024, "the 64 MiB ballast no longer counts")
+        self.assertGreaterEqual(after, procs.rss_kib(pid) - 1024)
+
     def test_a_process_that_exits_early_is_reported_with_its_log(self):
         with tempfile.TemporaryDirectory() as tmp:
             proc = procs.start("quitter", ["sh", "-c", "echo bad config; exit 3"], Path(tmp) / "q.log")
