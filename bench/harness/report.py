@@ -64,7 +64,7 @@ def resources_table(phase: dict, summary: dict, specs: list[TargetSpec], load_li
         lines.append(f"| {spec.label} | {cells} | {max(peaks.values()) / 1024:,.1f} "
                      f"| {shape['processes']} | {shape['threads']} | {names} |")
     cumulative = [ld.key for ld in measured
-                  if not all(row.get("rss_reset", True) for row in summary[ld.key].values())]
+                  if not all(row["rss_reset"] for row in summary[ld.key].values())]
     if cumulative:
         lines += ["", "VmHWM could not be reset before some measurements (" + ", ".join(cumulative)
                   + "): their peak counts from the process's start."]

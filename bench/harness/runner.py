@@ -183,7 +183,7 @@ def summarise(phase: dict, specs: list[TargetSpec], load_list: list[loads.Load])
                 "cpu_util": spread([r["cpu_util"] for r in runs]),
                 "upstream_cpu_us_per_req": spread([r["upstream_cpu_us_per_req"] for r in runs]),
                 "peak_rss_kib": max(r["peak_rss_kib"] for r in runs),
-                "rss_reset": all(r.get("rss_reset", False) for r in runs),
+                "rss_reset": all(r["rss_reset"] for r in runs),
                 "errors": sum(r["errors"] for r in runs),
                 "requests": sum(r["requests"] for r in runs),
             }

@@ -84,7 +84,8 @@ class Configs(unittest.TestCase):
 
 def _sample(rps: float, cpu: float) -> dict:
     return {"rps": rps, "p50_us": 100, "p99_us": 900, "cpu_us_per_req": cpu, "cpu_util": 1.0,
-            "upstream_cpu_us_per_req": 3.0, "peak_rss_kib": 2048, "errors": 0, "requests": int(rps)}
+            "upstream_cpu_us_per_req": 3.0, "peak_rss_kib": 2048, "rss_reset": True, "errors": 0,
+            "requests": int(rps)}
 
 
 class Summary(unittest.TestCase):
@@ -127,9 +128,7 @@ class Summary(unittest.TestCase):
         load_list = loads.standard_loads(32, 10)
         phase = self.phase()
         for key, kib in (("direct", 1024), ("weir-0", 3072), ("envoy-0", 8192)):
-            phase["samples"][key]["h2"] = [dict(_sample(10, 1), peak_rss_kib=kib, rss_reset=True)]
-            for sample in phase["samples"][key]["h1"]:
-                sample["rss_reset"] = True
+            phase["samples"][key]["h2"] = [dict(_sample(10, 1), peak_rss_kib=kib)]
         summary = runner.summarise(phase, self.specs, load_list)
         lines = report.resources_table(phase, summary, self.specs, load_list)
         self.assertEqual(lines[0], "| target | peak RSS MiB, `h1` | peak RSS MiB, `h2` | highest "

@@ -103,7 +103,7 @@ where
 }
 
 /// How far ahead each worker always has a timer due (see [`timer_floor`]).
-pub const TIMER_FLOOR: Duration = Duration::from_secs(1);
+pub(crate) const TIMER_FLOOR: Duration = Duration::from_secs(1);
 
 /// Keep a timer due within [`TIMER_FLOOR`] on the calling worker, forever.
 ///
@@ -116,7 +116,7 @@ pub const TIMER_FLOOR: Duration = Duration::from_secs(1);
 /// upstream timeout), so without this floor every such request paid that
 /// wake-up (bench/NOTES.md). With a timer always due within a second, a
 /// request timeout of a second or more is never the earliest.
-pub async fn timer_floor() {
+pub(crate) async fn timer_floor() {
     loop {
         tokio::time::sleep(TIMER_FLOOR).await;
     }
@@ -134,7 +134,6 @@ impl WorkerThreads {
     /// Start `count - 1` worker threads beside `first` (worker 0) and route
     /// accepted connections to all `count` from now on. Once per process.
     pub fn start(first: Handle, count: usize) -> Result<WorkerThreads, WorkersError> {
-        first.spawn(timer_floor());
         let mut handles = vec![first];
         let mut started = WorkerThreads {
             stops: Vec::new(),
@@ -153,13 +152,15 @@ impl WorkerThreads {
                 .spawn(move || {
                     INDEX.with(|cell| cell.set(index));
                     runtime.block_on(async {
-                        tokio::spawn(timer_floor());
                         let _ = stopped.await;
                     });
                 })
                 .map_err(failed)?;
             started.stops.push(stop);
             started.threads.push(thread);
+        }
+        for handle in &handles {
+            handle.spawn(timer_floor());
         }
         WORKERS
             .set(Workers {
