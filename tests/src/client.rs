@@ -84,6 +84,44 @@ impl Client {
     }
 }
 
+/// One HTTP/1.1 connection, and nothing more: unlike the pooled [`http1`]
+/// client, which may open a spare connection while an idle one is on its
+/// way back to its pool, this opens exactly one TCP connection. For tests
+/// that count connections.
+pub async fn http1_connection(addr: std::net::SocketAddr) -> Connection {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("HTTP/1 handshake");
+    tokio::spawn(conn);
+    Connection { addr, sender }
+}
+
+/// An HTTP/1.1 connection from [`http1_connection`].
+#[derive(Debug)]
+pub struct Connection {
+    addr: std::net::SocketAddr,
+    sender: hyper::client::conn::http1::SendRequest<ProxyBody>,
+}
+
+impl Connection {
+    /// `GET path` on this connection and read the whole response.
+    pub async fn get(&mut self, path: &str) -> TestResponse {
+        let request = Request::get(path)
+            .header(http::header::HOST, self.addr.to_string())
+            .body(body::empty())
+            .expect("valid request");
+        self.sender.ready().await.expect("the connection is open");
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .unwrap_or_else(|err| panic!("GET {path} on {} failed: {err:?}", self.addr));
+        TestResponse::read(response).await
+    }
+}
+
 /// A response read to its end.
 #[derive(Debug)]
 pub struct TestResponse {

@@ -31,13 +31,13 @@ async fn start(workers: u16, upstream: SocketAddr) -> (RunningWeir, SocketAddr, 
 }
 
 /// Two requests on each of `connections` client connections, one connection
-/// after the other.
+/// after the other. Exactly one TCP connection each: a spare connection
+/// would take a worker's turn in the round-robin.
 async fn requests_on_fresh_connections(address: SocketAddr, connections: usize) {
-    let url = format!("http://{address}/");
     for _ in 0..connections {
-        let client = client::http1();
+        let mut connection = client::http1_connection(address).await;
         for _ in 0..2 {
-            let response = client.get(&url).await;
+            let response = connection.get("/").await;
             assert_eq!(response.status, 200);
             assert_eq!(response.text(), "from upstream");
         }
