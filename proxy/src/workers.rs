@@ -103,7 +103,7 @@ where
 }
 
 /// How far ahead each worker always has a timer due (see [`timer_floor`]).
-pub(crate) const TIMER_FLOOR: Duration = Duration::from_secs(1);
+const TIMER_FLOOR: Duration = Duration::from_secs(1);
 
 /// Keep a timer due within [`TIMER_FLOOR`] on the calling worker, forever.
 ///
@@ -116,7 +116,7 @@ pub(crate) const TIMER_FLOOR: Duration = Duration::from_secs(1);
 /// upstream timeout), so without this floor every such request paid that
 /// wake-up (bench/NOTES.md). With a timer always due within a second, a
 /// request timeout of a second or more is never the earliest.
-pub(crate) async fn timer_floor() {
+async fn timer_floor() {
     loop {
         tokio::time::sleep(TIMER_FLOOR).await;
     }

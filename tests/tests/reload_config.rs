@@ -1,12 +1,8 @@
 //! Applying a configuration keeps open client connections: a keep-alive
 //! connection sees a new route and a new weighted split.
 
-use http::Request;
-use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
-use weir_proxy::body;
 use weir_tests::managed::Managed;
-use weir_tests::server;
+use weir_tests::{client, server};
 
 fn config(a: &str, b: &str, weight_a: u32, weight_b: u32, new_route: bool) -> String {
     // Weights must be positive: a cluster at 0% is left out of the split.
@@ -60,32 +56,13 @@ async fn config_apply_adds_a_route_and_moves_the_split_on_an_open_connection() {
     let proxy = Managed::start(dir.path(), &config(&a_addr, &b_addr, 100, 0, false), None).await;
 
     // One connection, kept open across the apply.
-    let stream = tokio::net::TcpStream::connect(proxy.manager.server().local_addrs()[0])
-        .await
-        .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut connection = client::http1_connection(proxy.manager.server().local_addrs()[0]).await;
     let mut get = async |path: &str| {
-        let request = Request::get(path)
-            .header("host", "x")
-            .body(body::empty())
-            .unwrap();
-        let response = sender
-            .send_request(request)
-            .await
-            .expect("the connection is still open");
-        let status = response.status();
-        let upstream = response
-            .headers()
-            .get("x-upstream")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let text = response.into_body().collect().await.unwrap().to_bytes();
+        let response = connection.get(path).await;
         (
-            status.as_u16(),
-            upstream,
-            String::from_utf8(text.to_vec()).unwrap(),
+            response.status.as_u16(),
+            response.header("x-upstream").map(str::to_owned),
+            response.text(),
         )
     };
 
