@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use hyper::client::conn::{http1, http2};
 
 use crate::body::ProxyBody;
+use crate::config::defaults;
 use crate::workers;
 
 /// Pool limits from the cluster config.
@@ -35,8 +36,8 @@ pub(crate) struct PoolSettings {
 impl Default for PoolSettings {
     fn default() -> Self {
         Self {
-            max_idle: 128,
-            idle_timeout: Duration::from_secs(90),
+            max_idle: defaults::pool_max_idle(),
+            idle_timeout: defaults::pool_idle_timeout(),
         }
     }
 }

@@ -151,6 +151,33 @@ async fn concurrent_http1_requests_use_separate_connections_then_pool_them() {
     assert_eq!(server.accepted(), 2);
 }
 
+/// A burst larger than a small idle cap: every connection it opened is kept
+/// and serves the next burst of the same size, none is closed and reopened.
+#[tokio::test]
+async fn a_burst_of_concurrent_requests_is_served_again_without_new_connections() {
+    const BURST: usize = 160;
+    let server = TestUpstream::start("burst").await;
+    let upstreams = upstreams(vec![cluster("web", &addrs(&[&server]))]);
+    let burst = || async {
+        let sends = (0..BURST).map(|i| upstreams.send("web", get(&format!("/{i}"), "h")));
+        for response in futures_util::future::join_all(sends).await {
+            text(response.unwrap()).await;
+        }
+    };
+    burst().await;
+    assert_eq!(server.accepted(), BURST);
+    until("every connection is idle", || {
+        idle_connections(&upstreams) == BURST
+    })
+    .await;
+    burst().await;
+    assert_eq!(
+        server.accepted(),
+        BURST,
+        "the second burst reused the first's connections"
+    );
+}
+
 #[tokio::test]
 async fn http2_requests_share_one_connection() {
     let server = TestUpstream::start("h").await;
