@@ -38,6 +38,10 @@ use weir_tests::client::{self, Client};
 use weir_tests::managed::Managed;
 use weir_tests::marker::{numbered, with_marker};
 
+/// The allocator the `weir` binary ships with (see `proxy/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Time between two requests while waiting for the new version.
 const POLL: Duration = Duration::from_millis(1);
 /// Longest wait for one change to be served before giving up.

@@ -8,6 +8,11 @@ use std::path::Path;
 
 use weir_proxy::config::{self, Config, Format};
 
+/// The allocator the `weir` binary ships with (see `proxy/src/main.rs`), so
+/// allocation costs in these figures are the binary's, not glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// YAML for one listener, `clusters` clusters (`c0`, `c1`, …, two endpoints
 /// each) and one catch-all virtual host with `routes` routes. Route `i` is
 /// named `r<i>`, matches with the YAML flow mapping `route_match(i)` and

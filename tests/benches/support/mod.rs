@@ -9,6 +9,11 @@ use weir_proxy::config::{self, Config, Format};
 use weir_proxy::wasm::{FilterSet, NoClusters, RuntimeOptions, WasmRuntime};
 use weir_tests::artifacts;
 
+/// The allocator the `weir` binary ships with (see `proxy/src/main.rs`), so
+/// allocation costs in these figures are the binary's, not glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The Wasm runtime with the proxy's default sizing (pooling allocator,
 /// epoch ticker), caching compiled modules in `cache_dir` if given.
 pub fn wasm_runtime(cache_dir: Option<PathBuf>) -> WasmRuntime {
