@@ -153,6 +153,7 @@ fn defaults_are_applied() {
     assert_eq!(cluster.protocol, UpstreamProtocol::Auto);
     assert_eq!(cluster.connect_timeout, Duration::from_secs(5));
     assert_eq!(cluster.pool_max_idle_per_endpoint, 1024);
+    assert_eq!(config.listeners[0].backlog, 4096);
     let redirect = yaml(&MINIMAL.replace(
         "direct_response: {status: 200}",
         "redirect: {scheme: https}",

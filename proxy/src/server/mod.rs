@@ -15,6 +15,7 @@ mod admin;
 mod conn_io;
 mod connection;
 mod h1_framing;
+mod listen;
 mod prometheus;
 mod shutdown;
 
@@ -103,10 +104,15 @@ pub async fn start(runtime: Runtime) -> Result<ServerHandle, ServerError> {
             .name
             .clone()
             .unwrap_or_else(|| listener.address.clone());
-        listeners.push(bind(&name, &listener.address).await?);
+        let bound = listen::bind(&name, &listener.address, listener.backlog)?;
+        listeners.push((name, bound));
     }
     let admin = if config.admin.enabled {
-        Some(bind("admin", &config.admin.address).await?)
+        let backlog = crate::config::defaults::listen_backlog();
+        Some((
+            "admin".to_string(),
+            listen::bind("admin", &config.admin.address, backlog)?,
+        ))
     } else {
         None
     };
@@ -226,21 +232,6 @@ impl ServerHandle {
         self.begin_shutdown();
         self.wait().await
     }
-}
-
-async fn bind(name: &str, address: &str) -> Result<(String, TcpListener), ServerError> {
-    let addr: SocketAddr = address.parse().map_err(|_| ServerError::InvalidAddress {
-        name: name.to_string(),
-        address: address.to_string(),
-    })?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind {
-            name: name.to_string(),
-            address: addr,
-            source,
-        })?;
-    Ok((name.to_string(), listener))
 }
 
 /// Accept connections until the server starts draining, then drop the

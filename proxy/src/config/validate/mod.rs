@@ -104,6 +104,10 @@ impl<'c> Checker<'c> {
         }
         let mut bound: HashMap<SocketAddr, FieldPath> = HashMap::new();
         for (index, listener) in config.listeners.iter().enumerate() {
+            if !(1..=65535).contains(&listener.backlog) {
+                let path = listeners.index(index).key("backlog");
+                self.report(path, "must be between 1 and 65535");
+            }
             let path = listeners.index(index).key("address");
             if let Some(address) = self.socket_address(path.clone(), &listener.address) {
                 if let Some(first) = bound.get(&address).filter(|_| address.port() != 0) {

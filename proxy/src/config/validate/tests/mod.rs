@@ -137,6 +137,21 @@ fn listener_addresses_are_socket_addresses() {
 }
 
 #[test]
+fn listener_backlog_is_between_1_and_65535() {
+    assert_issue(
+        |c| c.listeners[0].backlog = 0,
+        "listeners[0].backlog",
+        "between 1 and 65535",
+    );
+    assert_issue(
+        |c| c.listeners[1].backlog = 70_000,
+        "listeners[1].backlog",
+        "between 1 and 65535",
+    );
+    assert!(issues_after(|c| c.listeners[0].backlog = 65_535).is_empty());
+}
+
+#[test]
 fn listener_addresses_are_not_bound_twice() {
     assert_issue(
         |c| c.listeners[1].address = "0.0.0.0:8080".into(),
