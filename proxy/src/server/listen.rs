@@ -57,12 +57,14 @@ mod tests {
             .and_then(|text| text.trim().parse().ok())
             .unwrap_or(4096);
         assert!(
-            somaxconn >= 300,
-            "net.core.somaxconn is {somaxconn}, below this test's 300"
+            somaxconn >= 200,
+            "net.core.somaxconn is {somaxconn}, below this test's 200"
         );
-        let listener = bind("burst", "127.0.0.1:0", 300).expect("bind");
+        let listener = bind("burst", "127.0.0.1:0", 200).expect("bind");
         let addr = listener.local_addr().unwrap();
-        let connects = (0..250).map(|_| TcpStream::connect(addr));
+        // 160: past 128, and few enough descriptors for a default `ulimit -n`
+        // of 1024 with another test running beside this one.
+        let connects = (0..160).map(|_| TcpStream::connect(addr));
         // Generous: without room the stragglers would wait 1 s, 3 s, 7 s, ...
         let streams = tokio::time::timeout(Duration::from_secs(20), join_all(connects))
             .await
