@@ -4,11 +4,13 @@
 //! `response_headers`, `done`, and drop the hooks. Each `hello` filter sets
 //! one request and one response header (two guest calls per exchange).
 //!
-//! Cases `filter_chain/<isolation>/<filters>`:
+//! Cases `filter_chain/<case>/<filters>`:
 //! - `pooled` (the default): each phase call leases an idle, already
 //!   configured instance from the filter's pool and gives it back;
 //! - `per_request`: each exchange gets fresh instances (instantiate plus
-//!   `configure`), dropped when the exchange ends.
+//!   `configure`), dropped when the exchange ends;
+//! - `inline`: pooled, with `execution: inline`: the guest runs on the
+//!   worker's stack instead of a fiber of its own.
 //!
 //! The throughput line counts filters: per-filter time = time / filters.
 //!
@@ -89,11 +91,16 @@ fn filter_chain(c: &mut Criterion) {
     let tokio = support::tokio_runtime();
     let wasm = support::wasm_runtime(None);
     let mut group = c.benchmark_group("filter_chain");
-    for isolation in ["pooled", "per_request"] {
+    let cases = [
+        ("pooled", "yielding", "pooled"),
+        ("per_request", "yielding", "per_request"),
+        ("pooled", "inline", "inline"),
+    ];
+    for (isolation, execution, case) in cases {
         for count in [1, 3] {
             let filters = tokio.block_on(support::load(
                 &wasm,
-                &support::hello_chain(count, isolation),
+                &support::hello_chain(count, isolation, execution),
             ));
             // Check once that every filter did its work both ways.
             let (request, response) =
@@ -104,7 +111,7 @@ fn filter_chain(c: &mut Criterion) {
             }
             let filters = &filters;
             group.throughput(Throughput::Elements(count as u64));
-            group.bench_function(BenchmarkId::new(isolation, count), |b| {
+            group.bench_function(BenchmarkId::new(case, count), |b| {
                 b.to_async(&tokio).iter_batched(
                     || (request_head(), response_head()),
                     |(request, response)| async move {

@@ -50,7 +50,7 @@ fn one_load(tokio: &tokio::runtime::Runtime, wasm: &WasmRuntime, config: &Config
 
 fn module_load(c: &mut Criterion) {
     let tokio = support::tokio_runtime();
-    let config = support::hello_chain(1, "pooled");
+    let config = support::hello_chain(1, "pooled", "yielding");
     let cache_dir = tempfile::tempdir().expect("a temporary cache directory");
 
     let uncached = support::wasm_runtime(None);

@@ -36,3 +36,7 @@ wasmtime::component::bindgen!({
         "weir:filter/http.body": crate::wasm::host::http::BodyHandle,
     },
 });
+
+/// Interfaces of the `filter` world with async host functions (bound
+/// `async` above). A component importing one needs `execution: yielding`.
+pub(crate) const ASYNC_IMPORTS: &[&str] = &["weir:filter/callout"];

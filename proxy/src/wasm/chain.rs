@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::{Config, FailureMode, FilterLimits, Isolation};
+use crate::config::{Config, Execution, FailureMode, FilterLimits, Isolation};
 use crate::wasm::error::FilterLoadError;
 
 /// A filter with its effective settings on some route(s).
@@ -23,6 +23,7 @@ pub(crate) struct PlannedFilter {
     pub(crate) failure_mode: FailureMode,
     pub(crate) limits: FilterLimits,
     pub(crate) isolation: Isolation,
+    pub(crate) execution: Execution,
 }
 
 /// Every distinct filter, and each route's chain as indices into it.
@@ -62,6 +63,7 @@ pub(crate) fn plan(config: &Config) -> Result<ChainPlan, FilterLoadError> {
             failure_mode: filter.failure_mode,
             limits: filter.limits.clone().unwrap_or_else(|| defaults.clone()),
             isolation: filter.isolation,
+            execution: filter.execution,
         });
     }
 
@@ -134,6 +136,7 @@ pub(crate) fn plan(config: &Config) -> Result<ChainPlan, FilterLoadError> {
                             failure_mode: entry.failure_mode.unwrap_or_default(),
                             limits: defaults.clone(),
                             isolation: Isolation::default(),
+                            execution: Execution::default(),
                         });
                     }
                 }

@@ -131,6 +131,7 @@ impl FilterSet {
                 config_json,
                 limits: planned.limits.clone(),
                 isolation: planned.isolation,
+                execution: planned.execution,
                 max_instances,
             };
             let existing = pools.iter().find(|(t, module, _)| {
@@ -139,12 +140,13 @@ impl FilterSet {
                     && t.config_json == template.config_json
                     && t.limits == template.limits
                     && t.isolation == template.isolation
+                    && t.execution == template.execution
             });
             let pool = match existing {
                 Some((_, _, pool)) => pool.clone(),
                 None => {
                     let path = base_dir.join(&planned.module);
-                    let module = rt.compile(name, &path).await?;
+                    let module = rt.compile(name, &path, planned.execution).await?;
                     let created = InstancePool::create(
                         rt.engine.clone(),
                         module,

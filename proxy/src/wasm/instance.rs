@@ -19,7 +19,7 @@ use std::time::Duration;
 use wasmtime::component::{ComponentNamedList, Lift, Lower, Resource, TypedFunc};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
-use crate::config::{FilterLimits, Isolation};
+use crate::config::{Execution, FilterLimits, Isolation};
 use crate::wasm::bindings::weir::filter::types::{Action, FilterInfo, Summary};
 use crate::wasm::epoch::{EPOCH_TICK, GuestActivity};
 use crate::wasm::error::{CallFailure, describe};
@@ -49,8 +49,12 @@ struct CpuLimitExceeded;
 const YIELD_EVERY_TICKS: u64 = 1;
 
 /// The next epoch deadline: the next yield, or the CPU deadline if sooner.
-fn slice(left: Duration) -> u64 {
-    ticks(left).min(YIELD_EVERY_TICKS)
+/// Inline calls cannot yield: their deadline is the CPU deadline.
+fn slice(left: Duration, execution: Execution) -> u64 {
+    match execution {
+        Execution::Yielding => ticks(left).min(YIELD_EVERY_TICKS),
+        Execution::Inline => ticks(left),
+    }
 }
 
 fn ticks(duration: Duration) -> u64 {
@@ -64,6 +68,7 @@ pub(crate) struct FilterTemplate {
     pub(crate) config_json: String,
     pub(crate) limits: FilterLimits,
     pub(crate) isolation: Isolation,
+    pub(crate) execution: Execution,
     pub(crate) max_instances: u32,
 }
 
@@ -98,6 +103,8 @@ pub(crate) struct Instance {
     poisoned: bool,
     /// Pooled isolation: may serve further exchanges.
     shared_across_exchanges: bool,
+    /// Calls run on a fiber and yield, or run inline.
+    execution: Execution,
 }
 
 impl Poolable for Instance {
@@ -124,23 +131,28 @@ impl Instance {
         );
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_callback(|mut ctx| {
+        let execution = module.execution;
+        store.epoch_deadline_callback(move |mut ctx| {
             let cpu = &mut ctx.data_mut().cpu;
-            match cpu.remaining() {
-                Some(left) => Ok(UpdateDeadline::YieldCustom(
-                    slice(left),
+            match (cpu.remaining(), execution) {
+                (None, _) => Err(wasmtime::Error::new(CpuLimitExceeded)),
+                (Some(left), Execution::Yielding) => Ok(UpdateDeadline::YieldCustom(
+                    slice(left, execution),
                     Box::pin(cpu.yield_now()),
                 )),
-                None => Err(wasmtime::Error::new(CpuLimitExceeded)),
+                // Ticks can come early (the ticker counts wall time): go on.
+                (Some(left), Execution::Inline) => {
+                    Ok(UpdateDeadline::Continue(slice(left, execution)))
+                }
             }
         });
         store.data_mut().cpu.start(CONFIGURE_CPU);
-        store.set_epoch_deadline(slice(CONFIGURE_CPU));
-        let instance = module
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| InstanceError::Instantiate(describe(&e)))?;
+        store.set_epoch_deadline(slice(CONFIGURE_CPU, execution));
+        let instance = match execution {
+            Execution::Yielding => module.pre.instantiate_async(&mut store).await,
+            Execution::Inline => module.pre.instantiate(&mut store),
+        }
+        .map_err(|e| InstanceError::Instantiate(describe(&e)))?;
         let funcs = module
             .exports
             .resolve(&mut store, &instance)
@@ -151,6 +163,7 @@ impl Instance {
             uses: 0,
             poisoned: false,
             shared_across_exchanges: template.isolation == Isolation::Pooled,
+            execution,
         };
         let configure = instance.funcs.configure;
         let params = (template.name.to_string(), template.config_json.clone());
@@ -178,8 +191,12 @@ impl Instance {
         self.poisoned = true;
         let _running = GuestActivity::enter(&self.store.data().shared);
         self.store.data_mut().cpu.start(cpu);
-        self.store.set_epoch_deadline(slice(cpu));
-        match func.call_async(&mut self.store, params).await {
+        self.store.set_epoch_deadline(slice(cpu, self.execution));
+        let result = match self.execution {
+            Execution::Yielding => func.call_async(&mut self.store, params).await,
+            Execution::Inline => func.call(&mut self.store, params),
+        };
+        match result {
             Ok(result) => {
                 self.poisoned = false;
                 Ok(result)

@@ -7,10 +7,12 @@
 //! and checked up front; it is the pipeline's [`crate::phases::HooksFactory`].
 //!
 //! Modules, one concern each:
-//! - `runtime`: engine, epoch ticker, linker, shared state.
+//! - `runtime`: engine, epoch ticker, linkers, shared state.
 //! - `module`: compile (cached by content hash), contract checks, the typed
 //!   `handler` functions.
 //! - `instance`: configured instances, phase calls, CPU and memory limits.
+//! - `inline_io`: the WASI linker of `execution: inline` filters, whose
+//!   `wasi:io` never waits.
 //! - `pool`: the bounded pool of reusable instances.
 //! - `chain`: planning each route's chain from the config.
 //! - `filter_set`: [`FilterSet`]: loading a config generation's filters.
@@ -31,6 +33,7 @@ mod exchange;
 mod failure_report;
 mod filter_set;
 pub(crate) mod host;
+mod inline_io;
 mod instance;
 #[cfg(test)]
 mod load_tests;

@@ -18,6 +18,8 @@ use wasmtime::component::{
     Component, ComponentExportIndex, Instance, InstancePre, Resource, TypedFunc,
 };
 
+use crate::config::Execution;
+use crate::wasm::bindings::ASYNC_IMPORTS;
 use crate::wasm::bindings::weir::filter::types::{Action, FilterInfo, Summary};
 use crate::wasm::error::{FilterLoadError, describe};
 use crate::wasm::host::HostState;
@@ -27,10 +29,12 @@ use crate::wasm::runtime::WasmRuntime;
 /// The export every filter must provide.
 pub const HANDLER_EXPORT: &str = "weir:filter/handler@0.1.0";
 
-/// A compiled, pre-linked component with its export indices.
+/// A compiled component pre-linked for one [`Execution`], with its export
+/// indices.
 pub(crate) struct CompiledModule {
     pub(crate) pre: InstancePre<HostState>,
     pub(crate) exports: HandlerExports,
+    pub(crate) execution: Execution,
 }
 
 /// Indices of the handler's functions, found once per component.
@@ -132,11 +136,13 @@ impl HandlerExports {
 }
 
 impl WasmRuntime {
-    /// Read, compile (or find in the cache) and pre-link the module of `filter`.
+    /// Read, compile (or find in the cache) and pre-link the module of
+    /// `filter` for `execution`.
     pub(crate) async fn compile(
         &self,
         filter: &str,
         path: &Path,
+        execution: Execution,
     ) -> Result<Arc<CompiledModule>, FilterLoadError> {
         let owned_path = path.to_owned();
         let read = tokio::task::spawn_blocking(move || {
@@ -151,13 +157,24 @@ impl WasmRuntime {
             path: path.to_owned(),
             source,
         })?;
-        if let Some(module) = self
-            .modules
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&hash)
-        {
-            return Ok(module.clone());
+        let contract = |reason: String| FilterLoadError::Contract {
+            filter: filter.to_owned(),
+            path: path.to_owned(),
+            reason,
+        };
+        let other_execution = {
+            let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(module) = modules.get(&(hash, execution)) {
+                return Ok(module.clone());
+            }
+            modules
+                .iter()
+                .find(|((h, _), _)| *h == hash)
+                .map(|(_, module)| (module.pre.component().clone(), module.exports))
+        };
+        // The same bytes pre-linked for the other execution: no compile.
+        if let Some((component, exports)) = other_execution {
+            return self.pre_link(hash, component, exports, execution, &contract);
         }
 
         let engine = self.engine.clone();
@@ -197,21 +214,51 @@ impl WasmRuntime {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(filter, path = %path.display(), "compiled");
         }
-        let contract = |reason: String| FilterLoadError::Contract {
-            filter: filter.to_owned(),
-            path: path.to_owned(),
-            reason,
-        };
         let exports = HandlerExports::find(&component).map_err(contract)?;
-        let pre = self
-            .linker
+        self.pre_link(hash, component, exports, execution, &contract)
+    }
+
+    /// Pre-link `component` with the linker of `execution` and cache it.
+    fn pre_link(
+        &self,
+        hash: [u8; 32],
+        component: Component,
+        exports: HandlerExports,
+        execution: Execution,
+        contract: &dyn Fn(String) -> FilterLoadError,
+    ) -> Result<Arc<CompiledModule>, FilterLoadError> {
+        let linker = match execution {
+            Execution::Yielding => &self.linker,
+            Execution::Inline => {
+                let engine = &self.engine;
+                let imports = component.component_type();
+                let mut imports = imports.imports(engine).map(|(name, _)| name);
+                if let Some(import) = imports.find(|name| {
+                    ASYNC_IMPORTS
+                        .iter()
+                        .any(|interface| name.starts_with(&format!("{interface}@")))
+                }) {
+                    return Err(contract(format!(
+                        "it imports `{import}`, whose calls wait, and an \
+                         `execution: inline` filter cannot wait; use \
+                         `execution: yielding` for it"
+                    )));
+                }
+                &self.inline_linker
+            }
+        };
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| contract(describe(&e)))?;
-        let module = Arc::new(CompiledModule { pre, exports });
+        let module = Arc::new(CompiledModule {
+            pre,
+            exports,
+            execution,
+        });
         self.modules
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(hash, module.clone());
+            .insert((hash, execution), module.clone());
         Ok(module)
     }
 

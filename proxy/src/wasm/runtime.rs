@@ -11,7 +11,7 @@ use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
-use crate::config::WasmConfig;
+use crate::config::{Execution, WasmConfig};
 use crate::wasm::bindings::FilterImports;
 use crate::wasm::disk_cache::DiskCache;
 use crate::wasm::epoch::{EpochTicker, GuestActivity};
@@ -20,6 +20,7 @@ use crate::wasm::failure_report::{FAILURE_REPORT_INTERVAL, FailureReporter, Fail
 use crate::wasm::host::HostState;
 use crate::wasm::host::kv::KvStore;
 use crate::wasm::host::metrics::{MetricsRegistry, MetricsSnapshot};
+use crate::wasm::inline_io;
 use crate::wasm::module::CompiledModule;
 
 /// Sizing of the engine. The pooling allocator reserves its slots up front,
@@ -90,15 +91,21 @@ pub struct RuntimeShared {
     pub(crate) failures: Arc<FailureReporter>,
 }
 
+/// A pre-linked component: the sha256 of its bytes, and its execution.
+pub(crate) type ModuleKey = ([u8; 32], Execution);
+
 /// The WebAssembly runtime: create one per process and load filter sets
 /// ([`crate::wasm::FilterSet::load`]) with it.
 pub struct WasmRuntime {
     pub(crate) engine: Engine,
+    /// Linker for `execution: yielding` filters: async WASI.
     pub(crate) linker: Linker<HostState>,
+    /// Linker for `execution: inline` filters: WASI that never waits.
+    pub(crate) inline_linker: Linker<HostState>,
     pub(crate) shared: Arc<RuntimeShared>,
     pub(crate) options: RuntimeOptions,
-    /// Compiled components by sha256 of their bytes.
-    pub(crate) modules: Mutex<HashMap<[u8; 32], Arc<CompiledModule>>>,
+    /// Pre-linked components by sha256 of their bytes and execution.
+    pub(crate) modules: Mutex<HashMap<ModuleKey, Arc<CompiledModule>>>,
     /// Compiled components on disk (`cache_dir`), across restarts.
     pub(crate) disk_cache: Option<Arc<DiskCache>>,
     /// How components were obtained: compiled, or loaded from the disk cache.
@@ -119,11 +126,15 @@ impl WasmRuntime {
     pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
         let engine = Engine::new(&engine_config(&options)?)
             .map_err(|e| RuntimeError::Engine(describe(&e)))?;
+        let linker_error = |e: wasmtime::Error| RuntimeError::Linker(describe(&e));
         let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| RuntimeError::Linker(describe(&e)))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(linker_error)?;
         FilterImports::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
-            .map_err(|e| RuntimeError::Linker(describe(&e)))?;
+            .map_err(linker_error)?;
+        let mut inline_linker = Linker::<HostState>::new(&engine);
+        inline_io::add_to_linker(&mut inline_linker).map_err(linker_error)?;
+        FilterImports::add_to_linker::<HostState, HasSelf<HostState>>(&mut inline_linker, |s| s)
+            .map_err(linker_error)?;
         let shared = Arc::new(RuntimeShared {
             kv: KvStore::default(),
             metrics: MetricsRegistry::new(),
@@ -146,6 +157,7 @@ impl WasmRuntime {
             compile_counts: CompileCounters::default(),
             engine,
             linker,
+            inline_linker,
             shared,
             options,
             modules: Mutex::new(HashMap::new()),

@@ -33,10 +33,10 @@ pub fn tokio_runtime() -> tokio::runtime::Runtime {
 }
 
 /// A config whose only route (`RouteId(0)`) runs `filters` `hello` filters
-/// with `isolation` (`pooled` or `per_request`). Filter `i` sets request
+/// with `isolation` (`pooled` or `per_request`) and `execution` (`yielding` or `inline`). Filter `i` sets request
 /// header `x-bench-req-<i>: 1` and response header `x-bench-resp-<i>: 1`,
 /// the work of the benchmark harness's `bench-header` filter.
-pub fn hello_chain(filters: usize, isolation: &str) -> Config {
+pub fn hello_chain(filters: usize, isolation: &str, execution: &str) -> Config {
     let module = serde_json::to_string(artifacts::HELLO_FILTER).expect("a path as a string");
     let mut yaml = String::from(
         "listeners: [{ address: \"127.0.0.1:0\" }]\nadmin: { enabled: false }\nfilters:\n",
@@ -44,7 +44,7 @@ pub fn hello_chain(filters: usize, isolation: &str) -> Config {
     for i in 0..filters {
         yaml.push_str(&format!(
             "  - name: hello-{i}\n    module: {module}\n    isolation: {isolation}\n    \
-             config: {{ header: x-bench-req-{i}, value: \"1\", response_header: x-bench-resp-{i} }}\n"
+             execution: {execution}\n    config: {{ header: x-bench-req-{i}, value: \"1\", response_header: x-bench-resp-{i} }}\n"
         ));
     }
     yaml.push_str(

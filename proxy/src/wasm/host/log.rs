@@ -5,8 +5,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use tracing::Level;
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use super::HostState;
 use crate::wasm::bindings::weir::filter::log as wit;
@@ -67,6 +69,13 @@ impl GuestStderr {
     pub(crate) fn new(filter: Arc<str>) -> Self {
         GuestStderr { filter }
     }
+
+    fn logger(&self) -> LineLogger {
+        LineLogger {
+            filter: self.filter.clone(),
+            line: Vec::new(),
+        }
+    }
 }
 
 impl wasmtime_wasi::cli::IsTerminal for GuestStderr {
@@ -77,10 +86,14 @@ impl wasmtime_wasi::cli::IsTerminal for GuestStderr {
 
 impl wasmtime_wasi::cli::StdoutStream for GuestStderr {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineLogger {
-            filter: self.filter.clone(),
-            line: Vec::new(),
-        })
+        Box::new(self.logger())
+    }
+
+    /// A stream that logs synchronously and is always ready. The default
+    /// (an `AsyncWriteStream`) spawns a task per stream and makes the guest
+    /// wait for it, which an inline filter cannot do (see `wasm::inline_io`).
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.logger())
     }
 }
 
@@ -98,15 +111,10 @@ impl LineLogger {
             self.line.clear();
         }
     }
-}
 
-impl AsyncWrite for LineLogger {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        for &byte in buf {
+    /// Log every complete line of `bytes`, keep the rest for later.
+    fn push(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
             if byte == b'\n' {
                 self.flush_line();
             } else {
@@ -116,6 +124,16 @@ impl AsyncWrite for LineLogger {
                 }
             }
         }
+    }
+}
+
+impl AsyncWrite for LineLogger {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -126,6 +144,30 @@ impl AsyncWrite for LineLogger {
     fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.flush_line();
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Room offered per write: a whole message, so a line needs one write.
+const WRITE_PERMIT: usize = MAX_MESSAGE;
+
+#[async_trait::async_trait]
+impl Pollable for LineLogger {
+    /// Writes never wait.
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for LineLogger {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(WRITE_PERMIT)
     }
 }
 

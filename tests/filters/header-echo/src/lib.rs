@@ -5,7 +5,8 @@
 //! ```json
 //! { "request_headers": {"x-a": "1"}, "response_headers": {"x-b": "2"},
 //!   "set_properties": {"tenant": "t1"}, "echo_properties": ["tenant"],
-//!   "echo_headers": ["x-a"], "echo_request": true }
+//!   "echo_headers": ["x-a"], "echo_request": true,
+//!   "stderr": "a line for the log", "sleep_ms": 5 }
 //! ```
 //! Response headers written: `x-echo-property-<key>`, `x-echo-header-<name>`
 //! and, with `echo_request`, `x-echo-{id,method,path,query,authority,scheme,peer,identity,cluster}`.
@@ -36,6 +37,12 @@ pub struct Config {
     /// Echo the request's id, method, path, ... as `x-echo-*`.
     #[serde(default)]
     pub echo_request: bool,
+    /// Written as a line to stderr (WASI) in the request phase.
+    #[serde(default)]
+    pub stderr: Option<String>,
+    /// Sleep this long (a WASI clock wait) in the request phase.
+    #[serde(default)]
+    pub sleep_ms: Option<u64>,
 }
 
 /// The filter.
@@ -58,6 +65,12 @@ impl Filter for HeaderEcho {
     }
 
     fn on_request_headers(&self, req: &mut Request) -> Result<Action> {
+        if let Some(line) = &self.cfg.stderr {
+            eprintln!("{line}");
+        }
+        if let Some(ms) = self.cfg.sleep_ms {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         for name in &self.cfg.echo_headers {
             if let Some(v) = req.header(name) {
                 req.set_property(&seen_key(name), &v);
