@@ -62,6 +62,7 @@ class TargetSpec:
     filters: int = 0          # header filters in the chain
     routes: int = 1           # routes in the config; requests match the last one
     envoy_peer: str | None = None  # the Envoy target to compare against
+    execution: str = "yielding"  # Weir filters: `yielding` (a fiber per call) or `inline`
 
     @property
     def path(self) -> str:
@@ -105,6 +106,10 @@ def standard_targets() -> list[TargetSpec]:
         TargetSpec("weir-0", "Weir, 0 filters", "weir", 0, envoy_peer="envoy-0"),
         TargetSpec("weir-1", "Weir, 1 filter", "weir", 1, envoy_peer="envoy-1"),
         TargetSpec("weir-3", "Weir, 3 filters", "weir", 3, envoy_peer="envoy-3"),
+        TargetSpec("weir-1i", "Weir, 1 filter, inline", "weir", 1, envoy_peer="envoy-1",
+                   execution="inline"),
+        TargetSpec("weir-3i", "Weir, 3 filters, inline", "weir", 3, envoy_peer="envoy-3",
+                   execution="inline"),
         TargetSpec("nginx", "nginx", "nginx", envoy_peer="envoy-0"),
         TargetSpec("haproxy", "HAProxy", "haproxy", envoy_peer="envoy-0"),
         TargetSpec("envoy-0", "Envoy, 0 filters", "envoy", 0, envoy_peer="envoy-0"),
@@ -127,7 +132,8 @@ def _render(name: str, **values) -> str:
 
 
 def _weir_config(spec: TargetSpec, ctx: Context, port: int) -> str:
-    filters = "".join("\n" + _render("weir-filter.yaml.tmpl", ID=i, MODULE=ctx.tools.weir_filter).rstrip("\n")
+    filters = "".join("\n" + _render("weir-filter.yaml.tmpl", ID=i, MODULE=ctx.tools.weir_filter,
+                                     EXECUTION=spec.execution).rstrip("\n")
                       for i in range(1, spec.filters + 1)) or " []"
     return _render("weir.yaml.tmpl", FILTER_COUNT=spec.filters, PORT=port,
                    CACHE_DIR=ctx.run_dir / "weir-module-cache",

@@ -49,12 +49,19 @@ class Configs(unittest.TestCase):
         text = targets._weir_config(spec, _ctx(), 8080)
         self.assertEqual(text.count("- name: bench-header-"), 3)
         self.assertIn('config: { id: "3" }', text)
+        self.assertEqual(text.count("execution: yielding"), 3)
         self.assertEqual(text.count("forward: { cluster: upstream }"), 5)
         self.assertIn('prefix: "/r/4/"', text)
         self.assertEqual(spec.path, "/r/4/")
         self.assertIn("127.0.0.1:8080", text)
         self.assertIn('endpoints: ["127.0.0.1:4321"]', text)
         self.assertNotIn("$", text)
+
+    def test_weir_inline_filters(self):
+        spec = targets.TargetSpec("weir-3i", "Weir", "weir", filters=3, execution="inline")
+        text = targets._weir_config(spec, _ctx(), 8080)
+        self.assertEqual(text.count("execution: inline"), 3)
+        self.assertNotIn("yielding", text)
 
     def test_weir_without_filters_has_an_empty_chain(self):
         text = targets._weir_config(targets.TargetSpec("weir-0", "Weir", "weir"), _ctx(), 8080)
