@@ -7,6 +7,7 @@
 //! - [`client`]: HTTP/1.1 and h2c clients, streamed bodies, raw sockets.
 //! - [`grpc`], [`websocket`]: peers for those protocols.
 //! - [`pattern`]: checkable data for large streamed bodies.
+//! - [`one_filter`]: a proxy whose chain is one filter, and failure checks.
 //! - [`marker`]: new versions of the `reload-marker` filters, told apart by responses.
 //! - [`managed`]: the proxy under its runtime manager, file watching, the control API.
 //! - [`weir_bin`]: the real `weir` binary for CLI tests.
@@ -17,6 +18,7 @@ pub mod client;
 pub mod grpc;
 pub mod managed;
 pub mod marker;
+pub mod one_filter;
 pub mod pattern;
 pub mod proxy;
 pub mod server;

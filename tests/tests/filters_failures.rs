@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use weir_proxy::body;
 use weir_tests::artifacts::{DEEP_RECURSION, DELAY, INFINITE_LOOP, MEMORY_BOMB, TRAP};
 use weir_tests::client::BodySender;
+use weir_tests::one_filter::{self, assert_failed as assert_filter_failed, proxy as proxy_for};
 use weir_tests::{client, proxy, server};
 
 /// HTTP/1.1 and h2c: the proxy speaks the client's protocol upstream.
@@ -25,56 +26,10 @@ async fn upstream() -> server::Listening {
         .await
 }
 
-fn config(name: &str, extra: &str) -> String {
-    format!(
-        r#"
-clusters:
-  - {{ name: app, endpoints: ["{{{{app}}}}"] }}
-filters:
-  - name: {name}
-    module: "{{{{module}}}}"
-{extra}
-virtual_hosts:
-  - name: all
-    domains: ["*"]
-    routes:
-      - forward: {{ cluster: app }}
-"#
-    )
-}
-
-async fn proxy_for(
-    upstream: &server::Listening,
-    name: &str,
-    module: &str,
-    extra: &str,
-) -> proxy::RunningProxy {
-    proxy::new()
-        .config(config(name, extra))
-        .upstream("app", upstream)
-        .filter_module("module", module)
-        .run()
-        .await
-}
-
 /// The proxy still answers normally through the same filter.
 async fn still_serves(proxy: &proxy::RunningProxy) {
-    for _ in 0..3 {
-        let response = client::http1().get(&proxy.url("/fine")).await;
-        assert_eq!(response.status, 200);
-        assert_eq!(response.text(), "upstream");
-    }
-}
-
-fn assert_filter_failed(response: &client::TestResponse, filter: &str) {
-    assert_eq!(response.status, 503, "{}", response.text());
-    assert!(
-        response
-            .text()
-            .contains(&format!("filter \"{filter}\" failed")),
-        "{}",
-        response.text()
-    );
+    let response = one_filter::assert_still_serves(proxy).await;
+    assert_eq!(response.text(), "upstream");
 }
 
 #[tokio::test]

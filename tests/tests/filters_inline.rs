@@ -8,6 +8,10 @@ use std::sync::Arc;
 
 use weir_proxy::wasm::{RuntimeOptions, WasmRuntime};
 use weir_tests::artifacts::{CALLOUT, HEADER_ECHO, INFINITE_LOOP, TRAP};
+use weir_tests::one_filter::{
+    assert_failed as assert_filter_failed, assert_still_serves as still_serves, config,
+    proxy as proxy_for,
+};
 use weir_tests::{client, proxy, server};
 
 async fn echo_upstream() -> server::Listening {
@@ -15,57 +19,6 @@ async fn echo_upstream() -> server::Listening {
         .fallback(|req| async move { server::echo_head(&req) })
         .run()
         .await
-}
-
-/// One filter `name` from `{{module}}` with the given extra YAML lines.
-fn config(name: &str, extra: &str) -> String {
-    format!(
-        r#"
-clusters:
-  - {{ name: app, endpoints: ["{{{{app}}}}"] }}
-filters:
-  - name: {name}
-    module: "{{{{module}}}}"
-{extra}
-virtual_hosts:
-  - name: all
-    domains: ["*"]
-    routes:
-      - forward: {{ cluster: app }}
-"#
-    )
-}
-
-async fn proxy_for(
-    upstream: &server::Listening,
-    name: &str,
-    module: &str,
-    extra: &str,
-) -> proxy::RunningProxy {
-    proxy::new()
-        .config(config(name, extra))
-        .upstream("app", upstream)
-        .filter_module("module", module)
-        .run()
-        .await
-}
-
-async fn still_serves(proxy: &proxy::RunningProxy) {
-    for _ in 0..3 {
-        let response = client::http1().get(&proxy.url("/fine")).await;
-        assert_eq!(response.status, 200, "{}", response.text());
-    }
-}
-
-fn assert_filter_failed(response: &client::TestResponse, filter: &str) {
-    assert_eq!(response.status, 503, "{}", response.text());
-    assert!(
-        response
-            .text()
-            .contains(&format!("filter \"{filter}\" failed")),
-        "{}",
-        response.text()
-    );
 }
 
 #[tokio::test]
