@@ -4,15 +4,31 @@
 //! fails the one request, a WASI wait fails the call instead of blocking
 //! the thread, and a component that imports `callout` is refused at load.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use weir_proxy::wasm::{RuntimeOptions, WasmRuntime};
+use weir_proxy::wasm::{FailureReport, FailureSink, RuntimeOptions, WasmRuntime};
 use weir_tests::artifacts::{CALLOUT, HEADER_ECHO, INFINITE_LOOP, TRAP};
 use weir_tests::one_filter::{
     assert_failed as assert_filter_failed, assert_still_serves as still_serves, config,
     proxy as proxy_for,
 };
 use weir_tests::{client, proxy, server};
+
+/// Failure reports of a runtime, as its operator's event stream gets them.
+#[derive(Default)]
+struct Reports(Mutex<Vec<String>>);
+
+impl Reports {
+    fn reasons(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl FailureSink for Reports {
+    fn report(&self, report: &FailureReport) {
+        self.0.lock().unwrap().push(report.reason.clone());
+    }
+}
 
 async fn echo_upstream() -> server::Listening {
     server::http1()
@@ -88,17 +104,28 @@ async fn a_wasi_wait_fails_an_inline_call_but_not_a_yielding_one() {
     assert_eq!(slept.status, 200, "{}", slept.text());
     assert_eq!(slept.header("x-slept"), Some("yes"));
 
-    let inline = proxy_for(
-        &upstream,
-        "sleeper",
-        HEADER_ECHO,
-        &sleeper("inline", "fail_closed"),
-    )
-    .await;
+    // A runtime of its own, to see its failure reports.
+    let wasm = Arc::new(WasmRuntime::new(RuntimeOptions::default()).expect("the Wasm runtime"));
+    let reports = Arc::new(Reports::default());
+    wasm.set_failure_sink(reports.clone());
+    let inline = proxy::new()
+        .config(config("sleeper", &sleeper("inline", "fail_closed")))
+        .upstream("app", &upstream)
+        .wasm_runtime(wasm)
+        .filter_module("module", HEADER_ECHO)
+        .run()
+        .await;
     for _ in 0..2 {
         let refused = client::http1().get(&inline.url("/x")).await;
         assert_filter_failed(&refused, "sleeper");
     }
+    let reasons = reports.reasons();
+    assert!(
+        reasons
+            .first()
+            .is_some_and(|reason| reason.contains("execution: yielding")),
+        "the failure says what to change: {reasons:?}"
+    );
 
     let fail_open = proxy_for(
         &upstream,

@@ -221,3 +221,32 @@ impl streams::HostInputStream for NonBlockingIo<'_> {
         streams::HostInputStream::subscribe(self.0, stream)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ready_operation_completes() {
+        assert_eq!(at_once("ready", async { 7 }).unwrap(), 7);
+    }
+
+    #[test]
+    fn an_operation_that_would_wait_is_refused_naming_it_and_the_fix() {
+        let refused = at_once("pollable.block", std::future::pending::<()>()).unwrap_err();
+        let message = refused.to_string();
+        assert!(message.contains("pollable.block"), "{message}");
+        assert!(message.contains("execution: inline"), "{message}");
+        assert!(message.contains("execution: yielding"), "{message}");
+    }
+
+    #[test]
+    fn a_refusal_is_a_trap_the_call_failure_can_find() {
+        let error = trap(WouldBlock { operation: "poll" });
+        assert!(error.chain().any(|cause| cause.is::<WouldBlock>()));
+        let StreamError::Trap(error) = stream_trap(WouldBlock { operation: "read" }) else {
+            panic!("a stream refusal must trap, not report a stream error");
+        };
+        assert!(error.is::<WouldBlock>());
+    }
+}
