@@ -82,4 +82,37 @@ fn validate_reports_a_config_the_filter_rejects() {
         errors.contains("`header` must not be empty"),
         "carries the filter's own message:\n{errors}"
     );
+    assert_eq!(
+        errors.matches("`header` must not be empty").count(),
+        1,
+        "says it once:\n{errors}"
+    );
+}
+
+#[test]
+fn validate_refuses_inline_execution_for_a_filter_that_calls_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config("{}", &dir.path().join("cache"))
+        .replace(artifacts::HELLO_FILTER, artifacts::CALLOUT)
+        .replace("    config: {}\n", "    execution: inline\n");
+    assert!(yaml.contains("execution: inline"), "{yaml}");
+
+    let output = validate(&dir, &yaml);
+
+    assert_eq!(output.status.code(), Some(1));
+    let errors = text(&output.stderr);
+    assert!(errors.contains("weir.yaml"), "names the file:\n{errors}");
+    assert!(
+        errors.contains("filter `hello`: `execution: inline` is not possible"),
+        "names the filter and the field:\n{errors}"
+    );
+    assert!(
+        errors.contains("weir:filter/callout@"),
+        "names the import:\n{errors}"
+    );
+    assert!(
+        errors.contains("use `execution: yielding`"),
+        "says what to do:\n{errors}"
+    );
+    assert_eq!(errors.matches("is not possible").count(), 1, "{errors}");
 }

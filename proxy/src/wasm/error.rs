@@ -71,6 +71,22 @@ pub enum FilterLoadError {
         /// Which import or export does not match.
         reason: String,
     },
+    /// `execution: inline` was asked of a component that imports a host
+    /// function whose calls wait (`callout`).
+    #[error(
+        "filter `{filter}`: `execution: inline` is not possible for {}: it imports \
+         `{import}`, whose calls wait, and an inline filter cannot wait; use \
+         `execution: yielding` for this filter",
+        path.display()
+    )]
+    InlineNeedsYielding {
+        /// The filter name.
+        filter: String,
+        /// The module path.
+        path: PathBuf,
+        /// The waiting import, with its version.
+        import: String,
+    },
     /// Instantiating the component failed (limits, start function trap).
     #[error("filter `{filter}`: cannot instantiate: {reason}")]
     Instantiate {

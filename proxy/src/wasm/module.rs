@@ -135,6 +135,24 @@ impl HandlerExports {
     }
 }
 
+/// The module a filter is being loaded from.
+struct ModuleSource<'a> {
+    filter: &'a str,
+    path: &'a Path,
+    /// sha256 of its bytes.
+    hash: [u8; 32],
+}
+
+impl ModuleSource<'_> {
+    fn contract(&self, reason: String) -> FilterLoadError {
+        FilterLoadError::Contract {
+            filter: self.filter.to_owned(),
+            path: self.path.to_owned(),
+            reason,
+        }
+    }
+}
+
 impl WasmRuntime {
     /// Read, compile (or find in the cache) and pre-link the module of
     /// `filter` for `execution`.
@@ -157,11 +175,7 @@ impl WasmRuntime {
             path: path.to_owned(),
             source,
         })?;
-        let contract = |reason: String| FilterLoadError::Contract {
-            filter: filter.to_owned(),
-            path: path.to_owned(),
-            reason,
-        };
+        let source = ModuleSource { filter, path, hash };
         let other_execution = {
             let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(module) = modules.get(&(hash, execution)) {
@@ -174,7 +188,7 @@ impl WasmRuntime {
         };
         // The same bytes pre-linked for the other execution: no compile.
         if let Some((component, exports)) = other_execution {
-            return self.pre_link(hash, component, exports, execution, &contract);
+            return self.pre_link(&source, component, exports, execution);
         }
 
         let engine = self.engine.clone();
@@ -214,18 +228,17 @@ impl WasmRuntime {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(filter, path = %path.display(), "compiled");
         }
-        let exports = HandlerExports::find(&component).map_err(contract)?;
-        self.pre_link(hash, component, exports, execution, &contract)
+        let exports = HandlerExports::find(&component).map_err(|e| source.contract(e))?;
+        self.pre_link(&source, component, exports, execution)
     }
 
     /// Pre-link `component` with the linker of `execution` and cache it.
     fn pre_link(
         &self,
-        hash: [u8; 32],
+        source: &ModuleSource<'_>,
         component: Component,
         exports: HandlerExports,
         execution: Execution,
-        contract: &dyn Fn(String) -> FilterLoadError,
     ) -> Result<Arc<CompiledModule>, FilterLoadError> {
         let linker = match execution {
             Execution::Yielding => &self.linker,
@@ -238,18 +251,18 @@ impl WasmRuntime {
                         .iter()
                         .any(|interface| name.starts_with(&format!("{interface}@")))
                 }) {
-                    return Err(contract(format!(
-                        "it imports `{import}`, whose calls wait, and an \
-                         `execution: inline` filter cannot wait; use \
-                         `execution: yielding` for it"
-                    )));
+                    return Err(FilterLoadError::InlineNeedsYielding {
+                        filter: source.filter.to_owned(),
+                        path: source.path.to_owned(),
+                        import: import.to_owned(),
+                    });
                 }
                 &self.inline_linker
             }
         };
         let pre = linker
             .instantiate_pre(&component)
-            .map_err(|e| contract(describe(&e)))?;
+            .map_err(|e| source.contract(describe(&e)))?;
         let module = Arc::new(CompiledModule {
             pre,
             exports,
@@ -258,7 +271,7 @@ impl WasmRuntime {
         self.modules
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert((hash, execution), module.clone());
+            .insert((source.hash, execution), module.clone());
         Ok(module)
     }
 
