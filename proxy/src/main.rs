@@ -108,6 +108,26 @@ enum CliLogFormat {
     Json,
 }
 
+/// `err` with its causes, each said once. The library's errors already
+/// include their cause in their message (`"filters: {0}"`) and also return
+/// it as `source()`, while anyhow contexts do not include it: printing the
+/// whole chain (`{:#}`) would repeat the former, printing only the top would
+/// drop the latter's cause.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let message = cause.to_string();
+        if text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -116,7 +136,7 @@ fn main() -> ExitCode {
         Command::Run(args) => match run(args) {
             Ok(code) => code,
             Err(err) => {
-                eprintln!("weir: {err:#}");
+                eprintln!("weir: {}", error_text(&err));
                 ExitCode::FAILURE
             }
         },
@@ -154,7 +174,7 @@ fn validate(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("{}: {err:#}", path.display());
+            eprintln!("{}: {}", path.display(), error_text(&err));
             ExitCode::FAILURE
         }
     }
@@ -365,5 +385,30 @@ impl Signals {
             _ = self.term.recv() => tracing::info!("SIGTERM received"),
             _ = self.int.recv() => tracing::info!("SIGINT received"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner failure")]
+    struct Inner;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Outer(#[from] Inner);
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let err = anyhow::Error::new(Outer(Inner)).context("building");
+        assert_eq!(error_text(&err), "building: outer: inner failure");
+    }
+
+    #[test]
+    fn a_context_keeps_its_cause() {
+        let err = anyhow::Error::new(Inner).context("starting the runtime");
+        assert_eq!(error_text(&err), "starting the runtime: inner failure");
     }
 }

@@ -90,6 +90,31 @@ fn validate_reports_a_config_the_filter_rejects() {
 }
 
 #[test]
+fn run_reports_a_filter_failure_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config(
+        r#"{ header: "", value: "weir" }"#,
+        &dir.path().join("cache"),
+    )
+    .replace(
+        "wasm:\n",
+        "admin: { enabled: false }\ncontrol: { enabled: false }\nwasm:\n",
+    );
+    let path = dir.path().join("weir.yaml");
+    std::fs::write(&path, yaml).unwrap();
+
+    let output = weir_bin::run(&["run", "--config", path.to_str().unwrap()]);
+
+    assert!(!output.status.success());
+    let errors = text(&output.stderr);
+    assert_eq!(
+        errors.matches("`header` must not be empty").count(),
+        1,
+        "says it once:\n{errors}"
+    );
+}
+
+#[test]
 fn validate_refuses_inline_execution_for_a_filter_that_calls_out() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = config("{}", &dir.path().join("cache"))

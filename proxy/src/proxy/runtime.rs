@@ -42,39 +42,17 @@ impl std::fmt::Debug for Runtime {
 }
 
 /// A configuration could not be turned into a [`Runtime`].
-///
-/// The message includes the cause's, so the cause is deliberately not a
-/// `source()`: a reporter that prints the chain (`{:#}` of anyhow) would
-/// print it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The routes did not compile.
     #[error("routes: {0}")]
-    Routing(RoutingError),
+    Routing(#[from] RoutingError),
     /// The clusters could not be set up.
     #[error("clusters: {0}")]
-    Upstream(UpstreamError),
+    Upstream(#[from] UpstreamError),
     /// A filter could not be loaded (bad module, contract mismatch, rejected config).
     #[error("filters: {0}")]
-    Filters(FilterLoadError),
-}
-
-impl From<RoutingError> for RuntimeError {
-    fn from(error: RoutingError) -> Self {
-        RuntimeError::Routing(error)
-    }
-}
-
-impl From<UpstreamError> for RuntimeError {
-    fn from(error: UpstreamError) -> Self {
-        RuntimeError::Upstream(error)
-    }
-}
-
-impl From<FilterLoadError> for RuntimeError {
-    fn from(error: FilterLoadError) -> Self {
-        RuntimeError::Filters(error)
-    }
+    Filters(#[from] FilterLoadError),
 }
 
 impl Runtime {
