@@ -39,6 +39,11 @@ enum Protocol {
     Auto,
 }
 
+/// An HTTP/1.1 upstream that answers every request with [`echo_head`].
+pub async fn echo() -> Listening {
+    http1().echoing().run().await
+}
+
 /// An HTTP/1.1 server.
 pub fn http1() -> Server {
     Server::new(Protocol::Http1)
@@ -90,6 +95,12 @@ impl Server {
     {
         self.fallback = Some(boxed_handler(handler));
         self
+    }
+
+    /// Answer every request no route matches with [`echo_head`]: the
+    /// request's method, path and headers as JSON.
+    pub fn echoing(self) -> Self {
+        self.fallback(|req| async move { echo_head(&req) })
     }
 
     /// Add `x-upstream: NAME` to every response (tells test upstreams apart).

@@ -78,11 +78,7 @@ fn claims(sub: &str, roles: &[&str]) -> Value {
 }
 
 async fn echo_upstream() -> Listening {
-    server::http1()
-        .named("app")
-        .fallback(|req| async move { server::echo_head(&req) })
-        .run()
-        .await
+    server::http1().named("app").echoing().run().await
 }
 
 /// The headers the upstream saw, from its JSON echo.

@@ -24,11 +24,7 @@ impl Quickstart {
 }
 
 async fn echo(name: &str) -> Listening {
-    server::http1()
-        .named(name)
-        .fallback(|req| async move { server::echo_head(&req) })
-        .run()
-        .await
+    server::http1().named(name).echoing().run().await
 }
 
 async fn quickstart() -> Quickstart {

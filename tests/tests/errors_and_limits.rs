@@ -32,13 +32,6 @@ async fn closed_port() -> String {
     listener.local_addr().unwrap().to_string()
 }
 
-async fn upstream() -> server::Listening {
-    server::http1()
-        .fallback(|req| async move { server::echo_head(&req) })
-        .run()
-        .await
-}
-
 #[tokio::test]
 async fn connection_refused_is_502() {
     let proxy = proxy::new()
@@ -85,7 +78,7 @@ async fn slow_upstream_is_504_after_the_route_timeout() {
 
 #[tokio::test]
 async fn too_many_headers_is_431() {
-    let upstream = upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy::new()
         .upstream("app", &upstream)
         .config(FORWARD)
@@ -113,7 +106,7 @@ async fn too_many_headers_is_431() {
 
 #[tokio::test]
 async fn too_large_head_is_431() {
-    let upstream = upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy::new()
         .upstream("app", &upstream)
         .config(format!(
@@ -143,7 +136,7 @@ async fn too_large_head_is_431() {
 
 #[tokio::test]
 async fn content_length_with_transfer_encoding_is_400() {
-    let upstream = upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy::new()
         .upstream("app", &upstream)
         .config(FORWARD)
@@ -175,7 +168,7 @@ async fn content_length_with_transfer_encoding_is_400() {
 
 #[tokio::test]
 async fn ambiguous_hosts_are_400() {
-    let upstream = upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy::new()
         .upstream("app", &upstream)
         .config(FORWARD)
@@ -262,7 +255,7 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
 
 #[tokio::test]
 async fn idle_connections_are_closed() {
-    let upstream = upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy::new()
         .upstream("app", &upstream)
         .config(format!("limits:\n  idle_timeout: 100ms\n{FORWARD}"))
@@ -283,7 +276,7 @@ async fn idle_connections_are_closed() {
 
 #[tokio::test]
 async fn slow_request_heads_are_cut_off() {
-    let upstream = upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy::new()
         .upstream("app", &upstream)
         .config(format!("limits:\n  header_read_timeout: 100ms\n{FORWARD}"))
@@ -336,7 +329,7 @@ async fn expect_continue_is_answered_by_the_proxy() {
 
 #[tokio::test]
 async fn an_upgrade_that_does_not_switch_closes_the_connection() {
-    let upstream = upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy::new()
         .upstream("app", &upstream)
         .config(FORWARD)

@@ -9,16 +9,9 @@ use weir_tests::artifacts::{
 };
 use weir_tests::{client, proxy, server};
 
-async fn echo_upstream() -> server::Listening {
-    server::http1()
-        .fallback(|req| async move { server::echo_head(&req) })
-        .run()
-        .await
-}
-
 #[tokio::test]
 async fn a_filter_changes_request_and_response_headers() {
-    let upstream = echo_upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy::new()
         .config(
             r#"
@@ -54,7 +47,7 @@ virtual_hosts:
 
 #[tokio::test]
 async fn a_local_reply_never_reaches_the_upstream() {
-    let upstream = echo_upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy::new()
         .config(
             r#"
@@ -203,7 +196,7 @@ async fn a_local_reply_runs_the_response_phases_of_the_filters_before_it_only() 
     // a and b run before the reply, c after it: the reply skips c's request
     // phase and the upstream, and its response goes back through b then a
     // but never through c.
-    let upstream = echo_upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy::new()
         .config(
             r#"
@@ -241,7 +234,7 @@ virtual_hosts:
 
 #[tokio::test]
 async fn routes_override_disable_and_add_filters() {
-    let upstream = echo_upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy::new()
         .config(
             r#"

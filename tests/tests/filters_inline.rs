@@ -30,16 +30,9 @@ impl FailureSink for Reports {
     }
 }
 
-async fn echo_upstream() -> server::Listening {
-    server::http1()
-        .fallback(|req| async move { server::echo_head(&req) })
-        .run()
-        .await
-}
-
 #[tokio::test]
 async fn an_inline_filter_changes_request_and_response_headers() {
-    let upstream = echo_upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy_for(
         &upstream,
         "echo",
@@ -67,7 +60,7 @@ async fn an_inline_filter_may_write_to_stderr() {
     // wasmtime-wasi's default stderr stream is written by a task the guest
     // waits for; an inline filter cannot wait, so this needs the logging
     // stream that completes every write at once.
-    let upstream = echo_upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy_for(
         &upstream,
         "echo",
@@ -86,7 +79,7 @@ async fn an_inline_filter_may_write_to_stderr() {
 
 #[tokio::test]
 async fn a_wasi_wait_fails_an_inline_call_but_not_a_yielding_one() {
-    let upstream = echo_upstream().await;
+    let upstream = server::echo().await;
     let sleeper = |execution: &str, failure_mode: &str| {
         format!(
             "    execution: {execution}\n    failure_mode: {failure_mode}\n    config: {{ sleep_ms: 5, response_headers: {{ x-slept: \"yes\" }} }}"
@@ -141,7 +134,7 @@ async fn a_wasi_wait_fails_an_inline_call_but_not_a_yielding_one() {
 
 #[tokio::test]
 async fn an_endless_loop_in_an_inline_filter_ends_at_its_cpu_deadline() {
-    let upstream = echo_upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy_for(
         &upstream,
         "looper",
@@ -159,7 +152,7 @@ async fn an_endless_loop_in_an_inline_filter_ends_at_its_cpu_deadline() {
 
 #[tokio::test]
 async fn a_trapping_inline_filter_fails_one_request_and_the_proxy_serves_on() {
-    let upstream = echo_upstream().await;
+    let upstream = server::echo().await;
     let proxy = proxy_for(&upstream, "trapper", TRAP, "    execution: inline").await;
     let client = client::http1();
 
@@ -191,7 +184,7 @@ async fn a_filter_that_imports_callout_cannot_run_inline() {
 
 #[tokio::test]
 async fn one_module_runs_inline_and_yielding_side_by_side_compiled_once() {
-    let upstream = echo_upstream().await;
+    let upstream = server::echo().await;
     // A runtime of its own: the shared one counts every test's compiles.
     let wasm = Arc::new(WasmRuntime::new(RuntimeOptions::default()).expect("the Wasm runtime"));
     let proxy = proxy::new()

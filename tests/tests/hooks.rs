@@ -161,12 +161,7 @@ async fn setup() -> (
     proxy::RunningProxy,
     mpsc::UnboundedReceiver<ExchangeSummary>,
 ) {
-    let echo = |name: &'static str| {
-        server::http1()
-            .named(name)
-            .fallback(|req| async move { server::echo_head(&req) })
-            .run()
-    };
+    let echo = |name: &'static str| server::http1().named(name).echoing().run();
     let (a, b) = (echo("a").await, echo("b").await);
     let (done, summaries) = mpsc::unbounded_channel();
     let proxy = proxy::new()

@@ -33,10 +33,7 @@ virtual_hosts:
 "#;
 
 async fn echo_upstream(builder: server::Server) -> server::Listening {
-    builder
-        .fallback(|req| async move { server::echo_head(&req) })
-        .run()
-        .await
+    builder.echoing().run().await
 }
 
 async fn proxy_to(upstream: &server::Listening) -> proxy::RunningProxy {
