@@ -192,9 +192,10 @@ pub enum Execution {
     #[default]
     Yielding,
     /// Directly on the worker thread: no stack switch per call (about
-    /// 0.4–0.5 µs less per filter per exchange in process). A call holds its thread until it returns or its CPU
-    /// deadline ends it. The component must not import `callout`, checked
-    /// at load; a WASI call that would wait (a sleep, say) fails the call.
+    /// 0.4–0.5 µs less per filter per exchange in process). A call holds its
+    /// thread until it returns or its CPU deadline ends it. The component
+    /// must not import `callout`, checked at load; a WASI call that would
+    /// wait (a sleep, say) fails the call.
     Inline,
 }
 

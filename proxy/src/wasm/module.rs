@@ -247,9 +247,10 @@ impl WasmRuntime {
                 let imports = component.component_type();
                 let mut imports = imports.imports(engine).map(|(name, _)| name);
                 if let Some(import) = imports.find(|name| {
-                    ASYNC_IMPORTS
-                        .iter()
-                        .any(|interface| name.starts_with(&format!("{interface}@")))
+                    ASYNC_IMPORTS.iter().any(|interface| {
+                        name.strip_prefix(interface)
+                            .is_some_and(|version| version.starts_with('@'))
+                    })
                 }) {
                     return Err(FilterLoadError::InlineNeedsYielding {
                         filter: source.filter.to_owned(),
