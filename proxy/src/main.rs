@@ -17,7 +17,9 @@ use weir_proxy::wasm::{CompileCounts, RuntimeOptions, WasmRuntime};
 use weir_proxy::workers::WorkerThreads;
 
 /// mimalloc: measurably fewer cycles per request than the system allocator
-/// (see bench/NOTES.md).
+/// (see bench/NOTES.md). Without the `mimalloc` feature the binary runs on the
+/// system allocator, for heap profilers.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
