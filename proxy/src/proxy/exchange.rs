@@ -20,7 +20,7 @@ use crate::error::{ErrorKind, ProxyError};
 use crate::phases::{ExchangeCtx, ExchangeHooks, Flow};
 use crate::routing::{DirectResponse, Forward, Route, RouteAction};
 use crate::server::InFlight;
-use crate::upstream::Upstreams;
+use crate::upstream::{UpstreamBody, Upstreams};
 
 /// The state of one request/response exchange.
 pub(super) struct Exchange<'rt> {
@@ -355,7 +355,7 @@ async fn send(
     cluster: &str,
     request: Request<ProxyBody>,
     timeout: Duration,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<Response<UpstreamBody>, ProxyError> {
     match tokio::time::timeout(timeout, upstreams.send(cluster, request)).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(err)) => Err(ProxyError::from(err)),

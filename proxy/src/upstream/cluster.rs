@@ -5,14 +5,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
+use http::{HeaderMap, HeaderName, Method, Request, Response, Version, header};
 use tokio::sync::watch;
 
+use super::body::UpstreamBody;
 use super::connect::{self, ConnectError};
 use super::dns::EndpointSpec;
 use super::endpoint::{Clock, EJECT_AFTER_FAILURES, EJECTION_PERIOD, Endpoint};
 use super::error::{UpstreamError, UpstreamErrorKind, chain};
+use super::h1;
 use super::lb::{Balancer, EndpointSet};
 use super::pool::PoolSettings;
 use super::request;
@@ -164,7 +165,7 @@ impl Cluster {
     pub(crate) async fn send(
         &self,
         mut req: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         if let Some(ready) = &self.dns_ready
             && !*ready.borrow()
         {
@@ -217,54 +218,72 @@ impl Cluster {
         &self,
         endpoint: &Endpoint,
         mut req: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        if req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE) {
+            return self.send_upgrade(endpoint, req).await;
+        }
         loop {
-            let (mut sender, reused) = match endpoint.pool.take_h1() {
-                Some(sender) => (sender, true),
+            let (io, reused) = match endpoint.pool.take_h1() {
+                Some(io) => (io, true),
                 // Boxed: connecting is the rare path, and its state would
                 // otherwise enlarge (and be copied with) every request's future.
                 None => (
-                    Box::pin(self.connected(
-                        endpoint,
-                        connect::http1(endpoint.addr, self.connect_timeout),
-                    ))
+                    Box::pin(
+                        self.connected(endpoint, connect::tcp(endpoint.addr, self.connect_timeout)),
+                    )
                     .await?,
                     false,
                 ),
             };
-            match sender.try_send_request(req).await {
-                Ok(response) => {
-                    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                        // The connection now belongs to the upgrade: keep the
-                        // handle until the connection task hands the socket
-                        // over, never pool it.
-                        tokio::spawn(async move {
-                            let _ = sender.ready().await;
-                        });
-                    } else {
-                        endpoint.pool.return_h1_when_ready(sender);
-                    }
-                    return Ok(response);
+            match h1::send(io, reused, req, Some(Arc::clone(&endpoint.pool))).await {
+                Ok(response) => return Ok(response.map(UpstreamBody::own)),
+                // A pooled connection closed before the upstream could act on
+                // the request (its keep-alive ran out): try the next one.
+                Err(h1::SendError::Unsent(unsent)) => {
+                    tracing::debug!(cluster = %self.name, endpoint = %endpoint.addr, "pooled connection was closed; retrying");
+                    req = *unsent;
                 }
-                Err(mut error) => match error.take_message() {
-                    // A pooled connection closed before it took the request
-                    // (the upstream's keep-alive ran out): the request was not
-                    // sent, so try the next connection.
-                    Some(unsent) if reused => {
-                        tracing::debug!(cluster = %self.name, endpoint = %endpoint.addr, "pooled connection was closed; retrying");
-                        req = unsent;
-                    }
-                    _ => return Err(self.protocol_error(endpoint, error.error())),
-                },
+                Err(h1::SendError::Failed(cause)) => {
+                    return Err(UpstreamError::new(
+                        UpstreamErrorKind::Protocol,
+                        &self.name,
+                        Some(endpoint.addr),
+                        cause,
+                    ));
+                }
             }
         }
+    }
+
+    /// A request that asks for an upgrade goes through hyper's client, which
+    /// hands the connection over on `101`, on a connection of its own.
+    async fn send_upgrade(
+        &self,
+        endpoint: &Endpoint,
+        req: Request<ProxyBody>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let mut sender = Box::pin(self.connected(
+            endpoint,
+            connect::http1(endpoint.addr, self.connect_timeout),
+        ))
+        .await?;
+        let response = sender
+            .send_request(req)
+            .await
+            .map_err(|error| self.protocol_error(endpoint, &error))?;
+        // The connection task hands the socket over after a `101`; keep the
+        // handle until then. Otherwise the connection closes with the body.
+        tokio::spawn(async move {
+            let _ = sender.ready().await;
+        });
+        Ok(response.map(UpstreamBody::hyper))
     }
 
     async fn send_http2(
         &self,
         endpoint: &Endpoint,
         mut req: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let mut retried = false;
         loop {
             let connect = || {
@@ -275,7 +294,7 @@ impl Cluster {
             };
             let mut sender = endpoint.pool.h2(connect).await?;
             match sender.try_send_request(req).await {
-                Ok(response) => return Ok(response),
+                Ok(response) => return Ok(response.map(UpstreamBody::hyper)),
                 Err(mut error) => match error.take_message() {
                     // The shared connection closed (e.g. GOAWAY) before taking
                     // the request: once more on a fresh connection.

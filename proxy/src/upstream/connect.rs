@@ -1,6 +1,8 @@
 //! Opening a connection to an endpoint: TCP (with `TCP_NODELAY`) within the
-//! connect timeout, then the HTTP/1 or HTTP/2 (prior knowledge) handshake.
-//! The connection task is spawned; it ends when the connection closes.
+//! connect timeout; for hyper's clients (upgrades, HTTP/2 prior knowledge)
+//! then the handshake, whose connection task is spawned and ends when the
+//! connection closes. Weir's own HTTP/1 client ([`super::h1`]) takes the
+//! socket as it is.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,7 +23,8 @@ pub(crate) enum ConnectError {
     Failed(String),
 }
 
-async fn tcp(addr: SocketAddr, timeout: Duration) -> Result<TokioIo<TcpStream>, ConnectError> {
+/// A TCP connection with `TCP_NODELAY` set.
+pub(crate) async fn tcp(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_elapsed) => return Err(ConnectError::Timeout(timeout)),
         Ok(Err(e)) => return Err(ConnectError::Failed(e.to_string())),
@@ -30,15 +33,16 @@ async fn tcp(addr: SocketAddr, timeout: Duration) -> Result<TokioIo<TcpStream>, 
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%addr, error = %e, "could not set TCP_NODELAY");
     }
-    Ok(TokioIo::new(stream))
+    Ok(stream)
 }
 
-/// A new HTTP/1.1 connection; it supports upgrades (`101`).
+/// A new hyper HTTP/1.1 connection, for a request that asks for an upgrade
+/// (`101`).
 pub(crate) async fn http1(
     addr: SocketAddr,
     timeout: Duration,
 ) -> Result<http1::SendRequest<ProxyBody>, ConnectError> {
-    let io = tcp(addr, timeout).await?;
+    let io = TokioIo::new(tcp(addr, timeout).await?);
     let (sender, connection) = http1::Builder::new()
         .handshake::<_, ProxyBody>(io)
         .await
@@ -58,7 +62,7 @@ pub(crate) async fn http2(
     timeout: Duration,
 ) -> Result<http2::SendRequest<ProxyBody>, ConnectError> {
     let started = tokio::time::Instant::now();
-    let io = tcp(addr, timeout).await?;
+    let io = TokioIo::new(tcp(addr, timeout).await?);
     let handshake = http2::Builder::new(TokioExecutor::new()).handshake::<_, ProxyBody>(io);
     let remaining = timeout.saturating_sub(started.elapsed());
     let (sender, connection) = match tokio::time::timeout(remaining, handshake).await {

@@ -32,11 +32,13 @@
 //! response's connection is handed to the caller (`hyper::upgrade::on`) and
 //! never pooled.
 
+mod body;
 mod cluster;
 mod connect;
 mod dns;
 mod endpoint;
 mod error;
+mod h1;
 mod lb;
 mod pool;
 mod request;
@@ -50,9 +52,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use tokio::task::AbortHandle;
 
+pub use body::UpstreamBody;
 pub use error::{UpstreamError, UpstreamErrorKind};
 
 use crate::body::ProxyBody;
@@ -156,7 +158,7 @@ impl Upstreams {
         &self,
         cluster: &str,
         req: http::Request<ProxyBody>,
-    ) -> Result<http::Response<Incoming>, UpstreamError> {
+    ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
         match self.by_name.get(cluster) {
             Some(&index) => self.clusters[index].send(req).await,
             None => Err(UpstreamError::new(

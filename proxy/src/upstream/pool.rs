@@ -1,15 +1,16 @@
 //! Keep-alive connections to one endpoint.
 //!
-//! HTTP/1: a LIFO list of idle connections. A connection leaves the list
-//! while it carries a request and comes back only when hyper reports it ready
-//! again (the response body was read to the end), so a connection is never
-//! shared; a connection whose response was `101 Switching Protocols` belongs
-//! to the caller and never comes back. HTTP/2: one shared connection per
-//! endpoint (it multiplexes), replaced when it closes.
+//! HTTP/1: a LIFO list of idle sockets for Weir's own client
+//! ([`super::h1`]). A connection leaves the list while it carries a request
+//! and comes back only when the exchange is complete (the response body was
+//! read to the end), so a connection is never shared. Upgrades use hyper's
+//! client on a connection of their own that is never pooled. HTTP/2: one
+//! shared hyper connection per endpoint (it multiplexes), replaced when it
+//! closes.
 //!
 //! Idle connections are dropped after `pool_idle_timeout` (checked on every
-//! checkout and by a periodic sweep) and beyond `pool_max_idle_per_endpoint`.
-//! Dropping hyper's `SendRequest` closes an idle connection.
+//! checkout and by a periodic sweep), beyond `pool_max_idle_per_endpoint`,
+//! and when the upstream has closed them (seen on checkout and by the sweep).
 //!
 //! Each worker runtime ([`crate::workers`]) has its own lists and its own
 //! HTTP/2 connection: a connection's task runs on the worker that opened it,
@@ -17,10 +18,11 @@
 //! So the limits above hold per worker.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
+use tokio::net::TcpStream;
 
 use crate::body::ProxyBody;
 use crate::config::defaults;
@@ -72,8 +74,15 @@ impl Shard {
 
 #[derive(Debug)]
 struct IdleH1 {
-    sender: http1::SendRequest<ProxyBody>,
+    io: TcpStream,
     since: Instant,
+}
+
+/// False if the upstream closed the idle connection (or sent something
+/// unasked). Costs no system call unless the socket was reported readable.
+fn still_open(io: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 #[derive(Debug)]
@@ -100,7 +109,7 @@ impl Pool {
     }
 
     /// The most recently used idle HTTP/1 connection that is still open.
-    pub(crate) fn take_h1(&self) -> Option<http1::SendRequest<ProxyBody>> {
+    pub(crate) fn take_h1(&self) -> Option<TcpStream> {
         let mut idle = self.idle();
         while let Some(conn) = idle.pop() {
             if conn.since.elapsed() >= self.settings.idle_timeout {
@@ -108,44 +117,20 @@ impl Pool {
                 idle.clear();
                 return None;
             }
-            if conn.sender.is_ready() {
-                return Some(conn.sender);
+            if still_open(&conn.io) {
+                return Some(conn.io);
             }
         }
         None
     }
 
-    /// Hand a connection whose response head has arrived back to the pool:
-    /// a task waits until hyper can take another request on it (the body has
-    /// been consumed), then files it as idle; a connection that closes
-    /// instead is dropped.
-    pub(crate) fn return_h1_when_ready(
-        self: &Arc<Self>,
-        mut sender: http1::SendRequest<ProxyBody>,
-    ) {
-        if !self.settings.enabled() {
-            return;
-        }
-        if sender.is_ready() {
-            // No body left to read (e.g. an empty response): idle already.
-            self.put_h1(sender);
-            return;
-        }
-        let pool = Arc::downgrade(self);
-        tokio::spawn(async move {
-            if sender.ready().await.is_ok()
-                && let Some(pool) = pool.upgrade()
-            {
-                pool.put_h1(sender);
-            }
-        });
-    }
-
-    fn put_h1(&self, sender: http1::SendRequest<ProxyBody>) {
+    /// File a connection that can take another request as idle (or close
+    /// it, if the pool is full).
+    pub(crate) fn put_h1(&self, io: TcpStream) {
         let mut idle = self.idle();
         if idle.len() < self.settings.max_idle {
             idle.push(IdleH1 {
-                sender,
+                io,
                 since: Instant::now(),
             });
         }
@@ -192,7 +177,7 @@ impl Pool {
         for shard in &self.shards {
             shard
                 .idle()
-                .retain(|conn| conn.since.elapsed() < timeout && !conn.sender.is_closed());
+                .retain(|conn| conn.since.elapsed() < timeout && still_open(&conn.io));
             if let Ok(mut slot) = shard.h2.try_lock()
                 && let Some(shared) = slot.as_ref()
                 && (shared.sender.is_closed()
@@ -209,17 +194,12 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
-    use crate::upstream::connect;
 
-    /// An open HTTP/1 connection ready for a request (the listener's backlog
-    /// accepts it; no request is sent).
-    async fn ready_sender(listener: &TcpListener) -> http1::SendRequest<ProxyBody> {
-        let addr = listener.local_addr().unwrap();
-        let mut sender = connect::http1(addr, Duration::from_secs(5))
+    /// An open connection (the listener's backlog accepts it; nothing is sent).
+    async fn ready_sender(listener: &TcpListener) -> TcpStream {
+        TcpStream::connect(listener.local_addr().unwrap())
             .await
-            .expect("connect");
-        sender.ready().await.expect("ready");
-        sender
+            .expect("connect")
     }
 
     #[tokio::test]
@@ -267,10 +247,10 @@ mod tests {
         // Accept the connection and close it from the server side.
         let (server_side, _) = listener.accept().await.unwrap();
         drop(server_side);
-        // hyper notices the EOF in its connection task; yield until it has.
+        // The runtime's reactor reports the EOF; yield until it has.
         let mut yields = 0;
-        while pool.idle().iter().any(|conn| !conn.sender.is_closed()) {
-            assert!(yields < 100_000, "hyper never noticed the close");
+        while pool.idle().iter().any(|conn| still_open(&conn.io)) {
+            assert!(yields < 100_000, "the close was never seen");
             yields += 1;
             tokio::task::yield_now().await;
         }

@@ -194,7 +194,7 @@ pub(super) fn get_h2(uri: &str) -> Request<ProxyBody> {
         .unwrap()
 }
 
-pub(super) async fn text(response: Response<Incoming>) -> String {
+pub(super) async fn text(response: Response<crate::upstream::UpstreamBody>) -> String {
     assert_eq!(response.status(), StatusCode::OK);
     let bytes = response
         .into_body()
