@@ -17,18 +17,22 @@ use super::encode::{Upload, UploadError};
 use crate::body::BoxError;
 use crate::upstream::pool::Pool;
 
-/// Bytes asked of the socket per read while a body streams.
-const BODY_READ: usize = 16 * 1024;
+/// Bytes asked of the socket per read when a body starts to stream...
+const BODY_READ_MIN: usize = 16 * 1024;
+/// ...doubled after every read that fills it, up to this (hyper grows its
+/// reads the same way): a large body moves in few system calls, a small one
+/// costs no large buffer.
+const BODY_READ_MAX: usize = 256 * 1024;
 
-/// Read more of the response into `buf` (growing it by `chunk` when it is
-/// nearly full). `Ready(Ok(0))`: the upstream closed the connection.
+/// Read more of the response into `buf`, with room for at least `chunk`
+/// bytes. `Ready(Ok(0))`: the upstream closed the connection.
 pub(super) fn poll_read(
     cx: &mut Context<'_>,
     io: &TcpStream,
     buf: &mut BytesMut,
     chunk: usize,
 ) -> Poll<io::Result<usize>> {
-    if buf.capacity() - buf.len() < 1024 {
+    if buf.capacity() - buf.len() < chunk {
         buf.reserve(chunk);
     }
     loop {
@@ -41,8 +45,9 @@ pub(super) fn poll_read(
 
 /// The body of a response read by Weir's HTTP/1 client.
 pub struct ResponseBody {
-    /// `None` once the body has ended (or failed).
-    exchange: Option<Exchange>,
+    /// `None` once the body has ended (or failed). Boxed: the response is
+    /// moved through several futures, the connection state need not be.
+    exchange: Option<Box<Exchange>>,
 }
 
 /// The connection while the body is being read.
@@ -54,6 +59,8 @@ struct Exchange {
     /// Data bytes still to come (`BodyKind::Length`).
     remaining: u64,
     chunked: Chunked,
+    /// Bytes to ask for on the next read (see [`BODY_READ_MAX`]).
+    read_size: usize,
     /// The rest of the request body, if it is still being sent.
     upload: Option<Upload>,
     keep_alive: bool,
@@ -76,7 +83,7 @@ impl ResponseBody {
         pool: Option<Arc<Pool>>,
     ) -> Self {
         let mut body = ResponseBody {
-            exchange: Some(Exchange {
+            exchange: Some(Box::new(Exchange {
                 io,
                 buf,
                 kind,
@@ -85,10 +92,11 @@ impl ResponseBody {
                     _ => 0,
                 },
                 chunked: Chunked::Size,
+                read_size: BODY_READ_MIN,
                 upload,
                 keep_alive,
                 pool,
-            }),
+            })),
         };
         if kind == BodyKind::Empty {
             // Nothing to read: the connection may serve the next request now,
@@ -108,7 +116,7 @@ impl ResponseBody {
 }
 
 impl Exchange {
-    fn recycle(self) {
+    fn recycle(self: Box<Self>) {
         let reusable = self.keep_alive
             && self.buf.is_empty()
             && self.upload.as_ref().is_none_or(Upload::is_done);
@@ -159,7 +167,12 @@ impl Exchange {
                 }
                 BodyKind::Length(_) | BodyKind::UntilClose => {}
             }
-            let read = ready!(poll_read(cx, &self.io, &mut self.buf, BODY_READ));
+            let read = ready!(poll_read(cx, &self.io, &mut self.buf, self.read_size));
+            if let Ok(n) = read
+                && n >= self.read_size
+            {
+                self.read_size = (self.read_size * 2).min(BODY_READ_MAX);
+            }
             match read {
                 Ok(0) if self.kind == BodyKind::UntilClose => {
                     self.keep_alive = false;
