@@ -22,13 +22,23 @@ pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
 }
 
 /// Does any `Connection` value list `token`?
-fn connection_lists(headers: &HeaderMap, token: &str) -> bool {
+pub(crate) fn connection_lists(headers: &HeaderMap, token: &str) -> bool {
     connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
 }
 
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    list_tokens(headers, header::CONNECTION)
+}
+
+/// The elements of a comma-separated list header (`Connection`,
+/// `Transfer-Encoding`, ...) over all its values, trimmed, empty ones
+/// skipped, in order.
+pub(crate) fn list_tokens(
+    headers: &HeaderMap,
+    name: HeaderName,
+) -> impl DoubleEndedIterator<Item = &str> {
     headers
-        .get_all(header::CONNECTION)
+        .get_all(name)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))

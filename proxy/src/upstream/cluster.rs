@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, Method, Request, Response, Version, header};
+use http::{HeaderMap, HeaderName, Method, Request, Response, Version};
 use tokio::sync::watch;
 
 use super::body::UpstreamBody;
@@ -19,6 +19,7 @@ use super::pool::PoolSettings;
 use super::request;
 use crate::body::ProxyBody;
 use crate::config::{ClusterConfig, UpstreamProtocol};
+use crate::proxy::headers;
 
 /// A compiled cluster.
 #[derive(Debug)]
@@ -219,7 +220,7 @@ impl Cluster {
         endpoint: &Endpoint,
         mut req: Request<ProxyBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        if req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE) {
+        if req.method() == Method::CONNECT || headers::is_upgrade_request(req.headers()) {
             return self.send_upgrade(endpoint, req).await;
         }
         loop {

@@ -5,6 +5,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Version};
 
+use crate::proxy::headers::{connection_lists, list_tokens};
+
 /// Most header fields in a response head or trailer block (hyper's default).
 pub(super) const MAX_HEADERS: usize = 100;
 /// Largest response head, and largest trailer block (hyper's default
@@ -79,8 +81,8 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
             && !(headers.contains_key(header::TRANSFER_ENCODING)
                 && headers.contains_key(header::CONTENT_LENGTH))
             && match version {
-                Version::HTTP_10 => has_token(&headers, header::CONNECTION, "keep-alive"),
-                _ => !has_token(&headers, header::CONNECTION, "close"),
+                Version::HTTP_10 => connection_lists(&headers, "keep-alive"),
+                _ => !connection_lists(&headers, "close"),
             };
         let mut response = Response::new(());
         *response.status_mut() = status;
@@ -116,17 +118,12 @@ fn body_kind(status: StatusCode, method: &Method, headers: &HeaderMap) -> Result
         return Ok(BodyKind::Empty);
     }
     if headers.contains_key(header::TRANSFER_ENCODING) {
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .rfind(|coding| !coding.is_empty());
-        return Ok(match last {
-            Some(coding) if coding.eq_ignore_ascii_case("chunked") => BodyKind::Chunked,
-            _ => BodyKind::UntilClose,
-        });
+        return Ok(
+            match list_tokens(headers, header::TRANSFER_ENCODING).next_back() {
+                Some(coding) if coding.eq_ignore_ascii_case("chunked") => BodyKind::Chunked,
+                _ => BodyKind::UntilClose,
+            },
+        );
     }
     let mut length = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
@@ -150,15 +147,6 @@ fn body_kind(status: StatusCode, method: &Method, headers: &HeaderMap) -> Result
         Some(len) => BodyKind::Length(len),
         None => BodyKind::UntilClose,
     })
-}
-
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 /// Where a chunked body is.

@@ -282,13 +282,14 @@ impl Upload {
 
     fn poll_write(&mut self, cx: &mut Context<'_>, io: &TcpStream) -> Poll<io::Result<()>> {
         loop {
-            let slices: Vec<IoSlice<'_>> = self
-                .queue
-                .iter()
-                .take(16)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            match io.try_write_vectored(&slices) {
+            // On the stack: this runs for every request.
+            let mut slices = [IoSlice::new(&[]); 16];
+            let mut count = 0;
+            for (slice, bytes) in slices.iter_mut().zip(&self.queue) {
+                *slice = IoSlice::new(bytes);
+                count += 1;
+            }
+            match io.try_write_vectored(&slices[..count]) {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Ok(written) => {
                     self.advance(written);
