@@ -24,48 +24,52 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 const IDLE_TICKS: u32 = 100;
 
 /// Which guest calls are running, so that the ticker runs only when needed.
+///
+/// Both counters live in one word, so that a call costs one atomic
+/// read-modify-write to start and one to end.
 #[derive(Debug, Default)]
 pub(crate) struct GuestActivity {
-    /// Calls started since the process started.
-    started: AtomicU64,
-    /// Calls in progress.
-    running: AtomicU64,
+    /// High 32 bits: calls started (wrapping; the ticker only compares).
+    /// Low 32 bits: calls in progress.
+    calls: AtomicU64,
     /// The ticker is parked (or about to park).
     parked: AtomicBool,
     ticker: OnceLock<Thread>,
 }
 
+/// One started call, in [`GuestActivity::calls`].
+const STARTED_ONE: u64 = 1 << 32;
+/// The running calls, in [`GuestActivity::calls`].
+const RUNNING_MASK: u64 = STARTED_ONE - 1;
+
 /// A guest call in progress; it ends when dropped.
 #[derive(Debug)]
-pub(crate) struct RunningCall(Arc<RuntimeShared>);
+pub(crate) struct RunningCall<'a>(&'a GuestActivity);
 
-impl Drop for RunningCall {
+impl Drop for RunningCall<'_> {
     fn drop(&mut self) {
-        self.0.activity.running.fetch_sub(1, Ordering::SeqCst);
+        self.0.calls.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 impl GuestActivity {
     /// A guest call starts: make sure the ticker is ticking.
-    pub(crate) fn enter(shared: &Arc<RuntimeShared>) -> RunningCall {
-        let activity = &shared.activity;
-        activity.started.fetch_add(1, Ordering::SeqCst);
-        activity.running.fetch_add(1, Ordering::SeqCst);
+    pub(crate) fn enter(&self) -> RunningCall<'_> {
+        self.calls.fetch_add(STARTED_ONE | 1, Ordering::SeqCst);
         // Pairs with the ticker's store of `parked` before its last look at
         // the counters: either it sees this call, or this sees it parked.
-        if activity.parked.load(Ordering::SeqCst)
-            && let Some(ticker) = activity.ticker.get()
+        if self.parked.load(Ordering::SeqCst)
+            && let Some(ticker) = self.ticker.get()
         {
             ticker.unpark();
         }
-        RunningCall(Arc::clone(shared))
+        RunningCall(self)
     }
 
+    /// (calls started, calls running).
     fn snapshot(&self) -> (u64, u64) {
-        (
-            self.started.load(Ordering::SeqCst),
-            self.running.load(Ordering::SeqCst),
-        )
+        let calls = self.calls.load(Ordering::SeqCst);
+        (calls >> 32, calls & RUNNING_MASK)
     }
 }
 
@@ -168,7 +172,7 @@ mod tests {
         wait_until("the idle ticker parks", || {
             shared.activity.parked.load(Ordering::SeqCst)
         });
-        let call = GuestActivity::enter(&shared);
+        let call = shared.activity.enter();
         wait_until("the ticker wakes for a running call", || {
             !shared.activity.parked.load(Ordering::SeqCst)
         });

@@ -21,7 +21,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 
 use crate::config::{Execution, FilterLimits, Isolation};
 use crate::wasm::bindings::weir::filter::types::{Action, FilterInfo, Summary};
-use crate::wasm::epoch::{EPOCH_TICK, GuestActivity};
+use crate::wasm::epoch::EPOCH_TICK;
 use crate::wasm::error::{CallFailure, describe};
 use crate::wasm::host::callout::CalloutClient;
 use crate::wasm::host::http::{BODY_REP, REQUEST_REP, RESPONSE_REP};
@@ -105,6 +105,9 @@ pub(crate) struct Instance {
     shared_across_exchanges: bool,
     /// Calls run on a fiber and yield, or run inline.
     execution: Execution,
+    /// The runtime's shared state, here so that a call can mark itself
+    /// running while the store is borrowed.
+    shared: Arc<RuntimeShared>,
 }
 
 impl Poolable for Instance {
@@ -164,6 +167,7 @@ impl Instance {
             poisoned: false,
             shared_across_exchanges: template.isolation == Isolation::Pooled,
             execution,
+            shared: Arc::clone(shared),
         };
         let configure = instance.funcs.configure;
         let params = (template.name.to_string(), template.config_json.clone());
@@ -189,7 +193,7 @@ impl Instance {
     {
         self.uses += 1;
         self.poisoned = true;
-        let _running = GuestActivity::enter(&self.store.data().shared);
+        let _running = self.shared.activity.enter();
         self.store.data_mut().cpu.start(cpu);
         self.store.set_epoch_deadline(slice(cpu, self.execution));
         let result = match self.execution {
@@ -362,17 +366,19 @@ impl FilterHandle {
     ) -> Result<Option<Action>, CallFailure> {
         let cpu = self.pool.template.limits.cpu_per_call;
         let Some(slot) = &self.exchange_instance else {
-            let mut lease = match self.pool.instances.try_acquire() {
-                Some(lease) => lease,
-                // Creating an instance or waiting for one: rare, and its
-                // future is large, so it is boxed off the per-call path.
-                None => Box::pin(self.pool.acquire()).await?,
-            };
+            if let Some(mut lease) = self.pool.instances.try_acquire() {
+                return lease.get().run_phase(call, data, cpu).await;
+            }
+            // Creating an instance or waiting for one: rare, and its future
+            // is large, so it is boxed off the per-call path.
+            let mut lease = Box::pin(self.pool.acquire()).await?;
             return lease.get().run_phase(call, data, cpu).await;
         };
         let mut held = slot.lock().await;
         if held.is_none() {
-            *held = Some(self.pool.acquire().await?);
+            // Boxed as on the pooled path: unboxed, its state would double
+            // the size of every call's future, which is moved on each call.
+            *held = Some(Box::pin(self.pool.acquire()).await?);
         }
         let Some(lease) = held.as_mut() else {
             unreachable!("filled above")

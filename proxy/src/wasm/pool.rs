@@ -8,6 +8,7 @@
 //! reusable ([`Poolable::reusable`]); otherwise it is dropped.
 
 use std::future::Future;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -127,7 +128,8 @@ impl<T: Poolable> Pool<T> {
     /// Lease an idle item if one is idle and the limit allows: the per-call
     /// path, with no future to build or move. `None` means: call
     /// [`Pool::acquire`], which creates an item or waits.
-    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Lease<T>> {
+    /// The lease borrows the pool: no reference count to touch.
+    pub(crate) fn try_acquire(&self) -> Option<Lease<T, &Self>> {
         let mut books = self.books();
         if books.leased >= self.max {
             return None;
@@ -136,7 +138,7 @@ impl<T: Poolable> Pool<T> {
         books.leased += 1;
         drop(books);
         Some(Lease {
-            pool: Arc::clone(self),
+            pool: self,
             item: Some(item),
         })
     }
@@ -225,12 +227,15 @@ impl<T: Poolable> Pool<T> {
 }
 
 /// An item on loan; goes back to its pool (or is dropped) when the lease is.
-pub(crate) struct Lease<T: Poolable> {
-    pool: Arc<Pool<T>>,
+/// `P` is how the lease reaches its pool: shared ownership for a lease that
+/// outlives the caller's borrow (`per_request` isolation keeps one for an
+/// exchange), a plain borrow on the per-call path.
+pub(crate) struct Lease<T: Poolable, P: Deref<Target = Pool<T>> = Arc<Pool<T>>> {
+    pool: P,
     item: Option<Box<T>>,
 }
 
-impl<T: Poolable> Lease<T> {
+impl<T: Poolable, P: Deref<Target = Pool<T>>> Lease<T, P> {
     /// The leased item.
     pub(crate) fn get(&mut self) -> &mut T {
         self.item
@@ -239,7 +244,7 @@ impl<T: Poolable> Lease<T> {
     }
 }
 
-impl<T: Poolable> Drop for Lease<T> {
+impl<T: Poolable, P: Deref<Target = Pool<T>>> Drop for Lease<T, P> {
     fn drop(&mut self) {
         self.pool.release(self.item.take());
     }

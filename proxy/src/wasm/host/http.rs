@@ -79,8 +79,11 @@ fn parse_name(name: &str) -> Result<HeaderName, String> {
     HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name `{name}`"))
 }
 
-fn parse_value(name: &str, value: &str) -> Result<HeaderValue, String> {
-    HeaderValue::from_str(value).map_err(|_| format!("invalid value for header `{name}`"))
+/// The value keeps the string's buffer (lifted from the guest already), no
+/// copy; the same check as `HeaderValue::from_str`.
+fn parse_value(name: &str, value: String) -> Result<HeaderValue, String> {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
+        .map_err(|_| format!("invalid value for header `{name}`"))
 }
 
 fn header_first(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -98,14 +101,14 @@ fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-fn header_set(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), String> {
+fn header_set(headers: &mut HeaderMap, name: &str, value: String) -> Result<(), String> {
     let header = parse_name(name)?;
     let value = parse_value(name, value)?;
     headers.insert(header, value);
     Ok(())
 }
 
-fn header_add(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), String> {
+fn header_add(headers: &mut HeaderMap, name: &str, value: String) -> Result<(), String> {
     let header = parse_name(name)?;
     let value = parse_value(name, value)?;
     headers.append(header, value);
@@ -233,7 +236,7 @@ impl wit::HostRequest for HostState {
         Ok(header_set(
             &mut self.request(&handle)?.headers,
             &name,
-            &value,
+            value,
         ))
     }
 
@@ -246,7 +249,7 @@ impl wit::HostRequest for HostState {
         Ok(header_add(
             &mut self.request(&handle)?.headers,
             &name,
-            &value,
+            value,
         ))
     }
 
@@ -371,7 +374,7 @@ impl wit::HostResponse for HostState {
         Ok(header_set(
             &mut self.response(&handle)?.headers,
             &name,
-            &value,
+            value,
         ))
     }
 
@@ -384,7 +387,7 @@ impl wit::HostResponse for HostState {
         Ok(header_add(
             &mut self.response(&handle)?.headers,
             &name,
-            &value,
+            value,
         ))
     }
 
@@ -438,7 +441,28 @@ pub(crate) fn local_response(
     let mut response = http::Response::new(bytes::Bytes::from(body));
     *response.status_mut() = valid_status(status)?;
     for (name, value) in headers {
-        header_add(response.headers_mut(), &name, &value)?;
+        header_add(response.headers_mut(), &name, value)?;
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_are_checked_as_from_str_checks_them() {
+        for text in ["1", "a b\tc", "", "~!\"#", "caf\u{e9}"] {
+            let parsed = parse_value("x", text.to_owned()).unwrap();
+            assert_eq!(parsed, HeaderValue::from_str(text).unwrap());
+        }
+        for text in ["a\nb", "a\rb", "\u{7f}", "\0"] {
+            assert!(HeaderValue::from_str(text).is_err(), "{text:?}");
+            assert_eq!(
+                parse_value("x-name", text.to_owned()).unwrap_err(),
+                "invalid value for header `x-name`",
+                "{text:?}"
+            );
+        }
+    }
 }
