@@ -15,6 +15,8 @@
 //! (HTTP/2 preface, upgrades, CONNECT, malformed input — hyper rejects the
 //! latter on its own), so it can never misreport a well-formed request.
 
+use std::mem::MaybeUninit;
+
 /// Where the tracker is in the request byte stream.
 #[derive(Debug)]
 enum State {
@@ -70,6 +72,24 @@ impl H1Framing {
     /// Feed bytes read from the client, in order.
     pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
+            if let State::Head(buf) = &self.state
+                && buf.is_empty()
+            {
+                // The usual case: a whole head in one read. Parsed where it
+                // lies; a head split over reads is collected below.
+                let take = bytes.len().min(self.max_head_bytes + 1);
+                match self.parse_head(&bytes[..take]) {
+                    HeadParse::Complete(len) => {
+                        bytes = &bytes[len..];
+                        continue;
+                    }
+                    HeadParse::Invalid => {
+                        self.state = State::Off;
+                        return;
+                    }
+                    HeadParse::Partial => {}
+                }
+            }
             let used = match &mut self.state {
                 State::Off => return,
                 State::Head(buf) => {
@@ -148,29 +168,62 @@ impl H1Framing {
     /// `buf` is the head collected so far, the last `added` bytes of it new.
     /// Returns how many of the new bytes belong to this head.
     fn on_head_bytes(&mut self, buf: Vec<u8>, added: usize) -> usize {
-        let mut headers = vec![httparse::EMPTY_HEADER; self.max_headers];
-        let mut request = httparse::Request::new(&mut headers);
-        let head_len = match request.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buf.len() <= self.max_head_bytes => {
+        match self.parse_head(&buf) {
+            HeadParse::Complete(head_len) => added - (buf.len() - head_len),
+            HeadParse::Partial if buf.len() <= self.max_head_bytes => {
                 self.state = State::Head(buf);
-                return added;
+                added
             }
             // Too large, too many headers, HTTP/2 preface, garbage: hyper
             // answers or closes on its own; nothing more to follow here.
             _ => {
                 self.state = State::Off;
-                return added;
+                added
             }
-        };
-        self.heads += 1;
-        let used = added - (buf.len() - head_len);
-        self.state = next_state_after_head(&request);
-        if matches!(self.state, State::Off) && has_both_lengths(&request) {
-            self.ambiguous_head.get_or_insert(self.heads);
         }
-        used
     }
+
+    /// Parse the request head at the start of `buf`. A complete head is
+    /// counted and moves the tracker to its body's state; otherwise the
+    /// state is left to the caller.
+    fn parse_head(&mut self, buf: &[u8]) -> HeadParse {
+        // Field slots are not initialised: httparse writes the ones it uses.
+        let mut on_stack = [const { MaybeUninit::uninit() }; STACK_FIELDS];
+        let mut on_heap = Vec::new();
+        let slots = if self.max_headers <= STACK_FIELDS {
+            &mut on_stack[..self.max_headers]
+        } else {
+            on_heap.resize_with(self.max_headers, MaybeUninit::uninit);
+            &mut on_heap[..]
+        };
+        let mut request = httparse::Request::new(&mut []);
+        match request.parse_with_uninit_headers(buf, slots) {
+            Ok(httparse::Status::Complete(head_len)) => {
+                self.heads += 1;
+                self.state = next_state_after_head(&request);
+                if matches!(self.state, State::Off) && has_both_lengths(&request) {
+                    self.ambiguous_head.get_or_insert(self.heads);
+                }
+                HeadParse::Complete(head_len)
+            }
+            Ok(httparse::Status::Partial) => HeadParse::Partial,
+            Err(_) => HeadParse::Invalid,
+        }
+    }
+}
+
+/// Most header fields parsed in a stack buffer; a larger
+/// `limits.max_request_headers` takes one from the heap per head.
+const STACK_FIELDS: usize = 128;
+
+/// What parsing a request head gave.
+enum HeadParse {
+    /// A whole head of this many bytes.
+    Complete(usize),
+    /// Not all of it yet.
+    Partial,
+    /// Not an HTTP/1 request head (or over a limit).
+    Invalid,
 }
 
 /// Skip up to `available` bytes of `remaining`; returns how many were skipped.
@@ -255,12 +308,16 @@ fn chunk_size_state(line: &[u8]) -> State {
 mod tests {
     use super::*;
 
-    fn track(chunks: &[&[u8]]) -> H1Framing {
-        let mut framing = H1Framing::new(8192, 100);
+    fn track_with(max_head_bytes: usize, max_headers: usize, chunks: &[&[u8]]) -> H1Framing {
+        let mut framing = H1Framing::new(max_head_bytes, max_headers);
         for chunk in chunks {
             framing.feed(chunk);
         }
         framing
+    }
+
+    fn track(chunks: &[&[u8]]) -> H1Framing {
+        track_with(8192, 100, chunks)
     }
 
     fn bytewise(stream: &[u8]) -> H1Framing {
@@ -322,5 +379,34 @@ transfer-encoding: chunked\r\n\r\n0\r\n\r\n",
         framing.feed(b"GET / HTTP/1.1\r\n");
         framing.feed(&[b'a'; 100]);
         assert!(framing.is_off());
+
+        // The same, complete, in one read: still too large to follow.
+        let long = format!("GET / HTTP/1.1\r\nx-long: {}\r\n\r\n", "a".repeat(100));
+        let framing = track_with(64, 100, &[long.as_bytes()]);
+        assert!(framing.is_off());
+        assert_eq!(framing.heads, 0);
+    }
+
+    #[test]
+    fn heads_split_across_reads_are_collected() {
+        let (first, rest) = CLEAN.split_at(30);
+        let framing = track(&[first, rest]);
+        assert_eq!(framing.heads, 3);
+        assert!(matches!(framing.state, State::Head(ref b) if b.is_empty()));
+    }
+
+    #[test]
+    fn field_limits_above_the_stack_buffer_are_kept() {
+        let mut head = String::from("GET / HTTP/1.1\r\n");
+        for i in 0..200 {
+            head.push_str(&format!("x-{i}: 1\r\n"));
+        }
+        head.push_str("content-length: 1\r\ntransfer-encoding: chunked\r\n\r\n");
+        let framing = track_with(64 * 1024, 300, &[head.as_bytes()]);
+        assert_eq!(framing.heads, 1);
+        assert_eq!(framing.ambiguous_head(), Some(1));
+        // More fields than allowed: hyper refuses the head; stop following.
+        assert!(track_with(64 * 1024, 150, &[head.as_bytes()]).is_off());
+        assert!(track_with(64 * 1024, 100, &[head.as_bytes()]).is_off());
     }
 }

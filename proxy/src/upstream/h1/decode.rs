@@ -1,6 +1,8 @@
 //! The response side: the head (status line and fields) and the body's
 //! framing, from bytes already read. Nothing here touches the socket.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Version};
@@ -41,9 +43,14 @@ pub(super) struct Head {
 /// arrived yet. The head's bytes are consumed from `buf`.
 pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, String> {
     loop {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut fields);
-        let len = match parsed.parse(buf) {
+        // Field slots are not initialised: httparse writes the ones it uses.
+        let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut parsed,
+            buf,
+            &mut fields,
+        ) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
                 return Err(format!(
