@@ -137,6 +137,11 @@ impl Instance {
         let execution = module.execution;
         store.epoch_deadline_callback(move |mut ctx| {
             let cpu = &mut ctx.data_mut().cpu;
+            if execution == Execution::Yielding && cpu.just_started() {
+                // The call started just before this tick: its yield is due
+                // at the next one.
+                return Ok(UpdateDeadline::Continue(1));
+            }
             match (cpu.remaining(), execution) {
                 (None, _) => Err(wasmtime::Error::new(CpuLimitExceeded)),
                 (Some(left), Execution::Yielding) => Ok(UpdateDeadline::YieldCustom(

@@ -16,6 +16,9 @@
 //! most one tick ahead (see `instance::slice`) — so the unmetered stretch is
 //! charged its wall time, capped at one tick. Calls that end before a tick
 //! (nearly all of them) never touch the thread clock.
+//!
+//! A tick that finds a segment younger than [`FRESH`] (the call started just
+//! before it) does not yield it: see [`CpuMeter::just_started`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +59,10 @@ fn thread_cpu_now() -> Duration {
         u32::try_from(now.tv_nsec).unwrap_or(0),
     )
 }
+
+/// A segment younger than this at an epoch tick has not had its share of
+/// the thread yet: it only started just before the tick.
+pub(crate) const FRESH: Duration = Duration::from_micros(EPOCH_TICK.as_micros() as u64 / 2);
 
 /// What an unmetered stretch that began at `since` is charged.
 fn unmetered_charge(since: Instant) -> Duration {
@@ -116,6 +123,30 @@ impl CpuMeter {
             Segment::Paused | Segment::Unmetered(_) => Duration::ZERO,
         };
         self.used_before + running
+    }
+
+    /// At an epoch tick: whether the running segment started less than
+    /// [`FRESH`] ago and was not metered yet. Ticks fall at random points of
+    /// a call, so about one call in a thousand that lasts a microsecond
+    /// starts just before one; yielding it would send its request to the
+    /// back of the run queue behind every other ready connection, for
+    /// nothing. If so, the wall time so far is charged and a new unmetered
+    /// stretch starts now, so that no stretch spans more than one tick and
+    /// the next tick meters the call as usual. Returns false, changing
+    /// nothing, when the segment is older, metered, paused, or when the
+    /// charge would use up the limit (the caller then checks it as usual).
+    pub(crate) fn just_started(&mut self) -> bool {
+        let Segment::Unmetered(since) = self.segment else {
+            return false;
+        };
+        let now = Instant::now();
+        let ran = now.saturating_duration_since(since);
+        if ran >= FRESH || self.used_before + ran >= self.limit {
+            return false;
+        }
+        self.used_before += ran;
+        self.segment = Segment::Unmetered(now);
+        true
     }
 
     /// CPU time left, or `None` when the limit is used up.
@@ -200,6 +231,39 @@ mod tests {
         let used = meter.used();
         assert!(used <= EPOCH_TICK + Duration::from_millis(1), "{used:?}");
         assert!(meter.remaining().is_some());
+    }
+
+    #[test]
+    fn a_call_that_just_started_is_not_yielded_but_charged() {
+        let mut meter = CpuMeter::new();
+        meter.start(Duration::from_millis(50));
+        assert!(meter.just_started(), "a tick right after the start");
+        let charged = meter.used_before;
+        assert!(charged < FRESH, "{charged:?}");
+        // The next stretch is judged from the tick, not from the start.
+        std::thread::sleep(FRESH);
+        assert!(!meter.just_started(), "a whole stretch later it yields");
+        assert_eq!(meter.used_before, charged, "a refusal changes nothing");
+        assert!(meter.remaining().is_some());
+        assert!(!meter.just_started(), "a metered segment is never fresh");
+    }
+
+    #[test]
+    fn a_fresh_segment_at_its_limit_is_left_to_the_limit_check() {
+        let mut meter = CpuMeter::new();
+        meter.start(Duration::ZERO);
+        assert!(!meter.just_started());
+        assert_eq!(meter.remaining(), None);
+    }
+
+    #[test]
+    fn a_paused_call_is_never_fresh() {
+        let mut meter = CpuMeter::new();
+        meter.start(Duration::from_millis(50));
+        meter.suspend();
+        assert!(!meter.just_started());
+        meter.resume();
+        assert!(meter.just_started(), "resumed just now");
     }
 
     #[test]
