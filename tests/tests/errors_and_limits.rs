@@ -356,3 +356,71 @@ async fn an_upgrade_that_does_not_switch_closes_the_connection() {
     );
     assert_eq!(upstream.requests(), 1);
 }
+
+#[tokio::test]
+async fn keep_alive_connections_outlive_the_header_read_timeout() {
+    // The header read timeout is for a head under way; an idle keep-alive
+    // connection is the idle timeout's business (60 s by default).
+    let upstream = server::echo().await;
+    let proxy = proxy::new()
+        .upstream("app", &upstream)
+        .config(format!("limits:\n  header_read_timeout: 20ms\n{FORWARD}"))
+        .run()
+        .await;
+    let mut connection = client::http1_connection(proxy.addr).await;
+    assert_eq!(connection.get("/first").await.status, 200);
+    // Idle for ten header read timeouts: the scenario, not a synchronisation.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(connection.get("/second").await.status, 200);
+    assert_eq!(upstream.requests(), 2);
+}
+
+#[tokio::test]
+async fn a_pipelined_head_is_not_timed_while_the_response_before_it_is_slow() {
+    let upstream = server::http1()
+        .fallback(|_| async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            server::text(200, "late")
+        })
+        .run()
+        .await;
+    let proxy = proxy::new()
+        .upstream("app", &upstream)
+        .config(format!("limits:\n  header_read_timeout: 100ms\n{FORWARD}"))
+        .run()
+        .await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    // A whole request and the start of the next, in one write.
+    stream
+        .write_all(b"GET /a HTTP/1.1\r\nhost: a\r\n\r\nGET /b HTTP/1.1\r\nhost: a\r\n")
+        .await
+        .unwrap();
+    let first = read_until_ending(&mut stream, "late").await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    // The first response took three header read timeouts; the second head
+    // is finished now and is still answered.
+    stream.write_all(b"\r\n").await.unwrap();
+    let second = read_until_ending(&mut stream, "late").await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    assert_eq!(upstream.requests(), 2);
+}
+
+/// Read from `stream` until what arrived ends with `end`, or the peer
+/// closes; returns what arrived.
+async fn read_until_ending(stream: &mut TcpStream, end: &str) -> String {
+    let mut seen = Vec::new();
+    while !seen.ends_with(end.as_bytes()) {
+        let mut chunk = [0; 1024];
+        // Guards against a hang; the response is what the test waits for.
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut chunk))
+                .await
+                .expect("no response within 30 s")
+                .unwrap();
+        if read == 0 {
+            break;
+        }
+        seen.extend_from_slice(&chunk[..read]);
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}

@@ -83,7 +83,8 @@ impl Default for AdminConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Time a client has to send a complete request head (HTTP/1.1). Default 30s.
+    /// Time a client has from the first byte of a request head to its end
+    /// (HTTP/1.1); then the connection is closed. Default 30s.
     #[serde(default = "defaults::header_read_timeout", with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// Largest request head in bytes; larger gets 431. Default 61440 (60 KiB).

@@ -1,5 +1,6 @@
 //! The client socket as the server reads it: counts activity for the idle
-//! timeout and follows HTTP/1 framing (see [`super::h1_framing`]).
+//! timeout and follows HTTP/1 framing (see [`super::h1_framing`]), which
+//! also tells the header read timeout when a request head is under way.
 
 use std::io;
 use std::pin::Pin;
@@ -20,6 +21,7 @@ pub struct ConnState {
     in_flight: AtomicUsize,
     requests: AtomicU64,
     ambiguous_head: AtomicU64,
+    partial_head: AtomicU64,
 }
 
 impl ConnState {
@@ -31,6 +33,12 @@ impl ConnState {
     /// Exchanges whose response has not been fully sent yet.
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The 1-based number of the HTTP/1 request head that has started to
+    /// arrive but is not complete, or 0 while none is.
+    pub(crate) fn partial_head(&self) -> u64 {
+        self.partial_head.load(Ordering::Relaxed)
     }
 
     /// Mark an exchange as started; it ends when the guard drops.
@@ -94,6 +102,8 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
                 if let Some(head) = framing.ambiguous_head() {
                     this.state.ambiguous_head.store(head, Ordering::Relaxed);
                 }
+                let partial = framing.partial_head().unwrap_or(0);
+                this.state.partial_head.store(partial, Ordering::Relaxed);
                 if framing.is_off() {
                     *this.framing = None;
                 }

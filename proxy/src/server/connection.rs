@@ -1,5 +1,6 @@
 //! Serving one client connection: HTTP/1.1 or h2c (detected from the first
-//! bytes), limits, idle timeout, and graceful close on shutdown.
+//! bytes), limits, header read and idle timeouts, and graceful close on
+//! shutdown.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use tokio::net::TcpStream;
 use super::Shared;
 use super::conn_io::{ConnState, TrackedIo};
 use super::h1_framing::H1Framing;
+use super::head_timeout::HeadTimeout;
 use super::shutdown::{DrainGuard, ShutdownSignal};
 use crate::config::LimitsConfig;
 use crate::proxy::{self, Downstream};
@@ -24,6 +26,7 @@ const MIN_HEAD_BUFFER: usize = 8192;
 /// How every client connection of a server is served.
 pub(crate) struct ConnSettings {
     builder: auto::Builder<TokioExecutor>,
+    header_read_timeout: Duration,
     idle_timeout: Duration,
     max_head_bytes: usize,
     max_headers: usize,
@@ -45,7 +48,8 @@ impl ConnSettings {
         http1
             .timer(TokioTimer::new())
             .keep_alive(true)
-            .header_read_timeout(limits.header_read_timeout)
+            // Timed here instead, from a head's first byte (see `head_timeout`).
+            .header_read_timeout(None)
             .max_buf_size(max_head_bytes);
         if limits.max_request_headers != 100 {
             // hyper's default is 100 on the stack; any other value allocates.
@@ -58,6 +62,7 @@ impl ConnSettings {
             .max_header_list_size(u32::try_from(max_head_bytes).unwrap_or(u32::MAX));
         Self {
             builder,
+            header_read_timeout: limits.header_read_timeout.max(Duration::from_millis(1)),
             // The config loader rejects zero; a hand-built config must not panic the timer.
             idle_timeout: limits.idle_timeout.max(Duration::from_millis(1)),
             max_head_bytes,
@@ -110,8 +115,12 @@ pub(crate) async fn serve(
     idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_io = state.io_events();
     let mut closing = false;
+    let mut head_timeout = HeadTimeout::new(settings.header_read_timeout);
     loop {
         tokio::select! {
+            // The connection first: the head timeout reads what its last
+            // read left behind.
+            biased;
             result = connection.as_mut() => {
                 if let Err(err) = result {
                     tracing::debug!(%peer, error = %err, "client connection ended with an error");
@@ -121,6 +130,14 @@ pub(crate) async fn serve(
             _ = draining.draining(), if !closing => {
                 closing = true;
                 connection.as_mut().graceful_shutdown();
+            }
+            _ = head_timeout.expired(&state) => {
+                tracing::debug!(
+                    %peer,
+                    timeout = ?settings.header_read_timeout,
+                    "closing client connection: request head incomplete at the header read timeout"
+                );
+                return;
             }
             _ = stopped.stopped() => {
                 tracing::debug!(%peer, "closing client connection: server stopped");

@@ -64,6 +64,16 @@ impl H1Framing {
         self.ambiguous_head
     }
 
+    /// The 1-based number of the request head that has started to arrive
+    /// but is not complete yet, if one has. The header read timeout runs
+    /// while this is set.
+    pub(crate) fn partial_head(&self) -> Option<u64> {
+        match &self.state {
+            State::Head(buf) if !buf.is_empty() => Some(self.heads + 1),
+            _ => None,
+        }
+    }
+
     /// True once the tracker has stopped looking at bytes.
     pub(crate) fn is_off(&self) -> bool {
         matches!(self.state, State::Off)
@@ -393,6 +403,23 @@ transfer-encoding: chunked\r\n\r\n0\r\n\r\n",
         let framing = track(&[first, rest]);
         assert_eq!(framing.heads, 3);
         assert!(matches!(framing.state, State::Head(ref b) if b.is_empty()));
+    }
+
+    #[test]
+    fn a_head_is_partial_from_its_first_byte_until_complete() {
+        let mut framing = H1Framing::new(8192, 100);
+        assert_eq!(framing.partial_head(), None);
+        framing.feed(b"GET /a HTTP/1.1\r\nhost: x\r\n");
+        assert_eq!(framing.partial_head(), Some(1));
+        framing.feed(b"\r\nGET /b HTTP/1.1\r\n");
+        assert_eq!(framing.partial_head(), Some(2));
+        framing.feed(b"\r\n");
+        assert_eq!(framing.partial_head(), None);
+        // A body is not a head, however slowly it arrives.
+        framing.feed(b"POST /c HTTP/1.1\r\ncontent-length: 4\r\n\r\nab");
+        assert_eq!(framing.partial_head(), None);
+        framing.feed(b"cdGET");
+        assert_eq!(framing.partial_head(), Some(4));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod admin;
 mod conn_io;
 mod connection;
 mod h1_framing;
+mod head_timeout;
 mod listen;
 mod prometheus;
 mod shutdown;
