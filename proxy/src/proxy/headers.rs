@@ -192,6 +192,26 @@ mod tests {
     }
 
     #[test]
+    fn each_hop_by_hop_header_alone_is_stripped() {
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+        ] {
+            let mut map = headers(&[("host", "a"), (name, "x")]);
+            strip_hop_by_hop(&mut map, false);
+            assert_eq!(names(&map), ["host"], "{name}");
+        }
+        let mut clean = headers(&[("host", "a"), ("x-kept", "1"), ("content-length", "2")]);
+        strip_hop_by_hop(&mut clean, false);
+        assert_eq!(names(&clean), ["content-length", "host", "x-kept"]);
+    }
+
+    #[test]
     fn keeps_te_trailers_only() {
         let mut map = headers(&[("te", "trailers, deflate;q=0.5")]);
         strip_hop_by_hop(&mut map, false);
