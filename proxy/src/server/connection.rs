@@ -62,8 +62,8 @@ impl ConnSettings {
             .max_header_list_size(u32::try_from(max_head_bytes).unwrap_or(u32::MAX));
         Self {
             builder,
+            // The config loader rejects zero; a hand-built config must not panic the timers.
             header_read_timeout: limits.header_read_timeout.max(Duration::from_millis(1)),
-            // The config loader rejects zero; a hand-built config must not panic the timer.
             idle_timeout: limits.idle_timeout.max(Duration::from_millis(1)),
             max_head_bytes,
             max_headers: limits.max_request_headers,
