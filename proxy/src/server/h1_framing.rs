@@ -126,7 +126,7 @@ impl H1Framing {
                     }
                     None => {
                         line.extend_from_slice(bytes);
-                        if line.len() > 4096 {
+                        if line.len() > MAX_CHUNK_LINE {
                             self.state = State::Off;
                         }
                         bytes.len()
@@ -221,6 +221,12 @@ impl H1Framing {
         }
     }
 }
+
+/// The longest chunk-size line followed. hyper accepts up to 16 KiB of
+/// chunk extensions per body, so a line it accepts is never longer than that
+/// plus the size digits; the tracker must not stop earlier, or a connection
+/// hyper keeps serving would go on without the header read timeout.
+const MAX_CHUNK_LINE: usize = 16 * 1024 + 64;
 
 /// Most header fields parsed in a stack buffer; a larger
 /// `limits.max_request_headers` takes one from the heap per head.
@@ -395,6 +401,17 @@ transfer-encoding: chunked\r\n\r\n0\r\n\r\n",
         let framing = track_with(64, 100, &[long.as_bytes()]);
         assert!(framing.is_off());
         assert_eq!(framing.heads, 0);
+    }
+
+    #[test]
+    fn long_chunk_extensions_that_hyper_accepts_are_followed() {
+        let head = b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n";
+        let line = format!("1;ext={}\r\na\r\n0\r\n\r\n", "e".repeat(10_000));
+        // The line arrives over two reads, as a long one may.
+        let (first, rest) = line.as_bytes().split_at(6_000);
+        let framing = track(&[head, first, rest, b"GET / HTTP/1.1\r\n"]);
+        assert!(!framing.is_off());
+        assert_eq!(framing.partial_head(), Some(2));
     }
 
     #[test]
