@@ -12,6 +12,19 @@ pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-fo
 /// `x-forwarded-proto`.
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
+/// Headers that describe one connection, not the message:
+/// [`strip_hop_by_hop`] removes them (with those `Connection` names), and
+/// routes may not set them.
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -193,15 +206,7 @@ mod tests {
 
     #[test]
     fn each_hop_by_hop_header_alone_is_stripped() {
-        for name in [
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "te",
-            "trailer",
-            "transfer-encoding",
-            "upgrade",
-        ] {
+        for &name in HOP_BY_HOP {
             let mut map = headers(&[("host", "a"), (name, "x")]);
             strip_hop_by_hop(&mut map, false);
             assert_eq!(names(&map), ["host"], "{name}");

@@ -4,17 +4,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-/// Headers that describe one connection, not the message; the proxy
-/// manages them, so routes may not set them.
-pub const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+use crate::proxy::headers::HOP_BY_HOP;
 
 /// The standard methods, to catch `get` written for `GET`.
 const STANDARD_METHODS: &[&str] = &[
