@@ -62,7 +62,7 @@ fn thread_cpu_now() -> Duration {
 
 /// A segment younger than this at an epoch tick has not had its share of
 /// the thread yet: it only started just before the tick.
-pub(crate) const FRESH: Duration = Duration::from_micros(EPOCH_TICK.as_micros() as u64 / 2);
+const FRESH: Duration = Duration::from_micros(EPOCH_TICK.as_micros() as u64 / 2);
 
 /// What an unmetered stretch that began at `since` is charged.
 fn unmetered_charge(since: Instant) -> Duration {
