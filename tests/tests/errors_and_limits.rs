@@ -405,6 +405,46 @@ async fn a_pipelined_head_is_not_timed_while_the_response_before_it_is_slow() {
     assert_eq!(upstream.requests(), 2);
 }
 
+#[tokio::test]
+async fn heads_after_a_trailer_with_a_bare_lf_are_still_timed() {
+    // hyper ends a trailer line only at CRLF (a bare LF is part of the line)
+    // and keeps serving the connection; so must the header read timeout.
+    let upstream = server::http1()
+        .fallback(|req| async move {
+            let body = http_body_util::BodyExt::collect(req.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            server::text(200, &format!("got {}", String::from_utf8_lossy(&body)))
+        })
+        .run()
+        .await;
+    let proxy = proxy::new()
+        .upstream("app", &upstream)
+        .config(format!("limits:\n  header_read_timeout: 100ms\n{FORWARD}"))
+        .run()
+        .await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /t HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n\
+              1\r\na\r\n0\r\nx-a: 1\r\n\nx-b: 2\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let first = read_until_ending(&mut stream, "got a").await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    // The next head never finishes: it is cut off, not left to the idle
+    // timeout (60 s).
+    stream
+        .write_all(b"GET /b HTTP/1.1\r\nhost: a\r\n")
+        .await
+        .unwrap();
+    let rest = read_until_closed(&mut stream).await;
+    assert!(!rest.contains("200"), "{rest}");
+    assert_eq!(upstream.requests(), 1);
+}
+
 /// Read from `stream` until what arrived ends with `end`, or the peer
 /// closes; returns what arrived.
 async fn read_until_ending(stream: &mut TcpStream, end: &str) -> String {

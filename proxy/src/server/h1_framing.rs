@@ -30,7 +30,8 @@ enum State {
     ChunkData(u64),
     /// Expecting the CRLF after chunk data; the number says how many bytes are left.
     ChunkEnd(u8),
-    /// Collecting trailer lines after the last chunk.
+    /// Collecting trailer lines after the last chunk. As in hyper, a line
+    /// ends at CRLF; a bare LF is part of it.
     Trailers(Vec<u8>),
     /// Not tracking any more.
     Off,
@@ -160,13 +161,16 @@ impl H1Framing {
                             self.state = State::Off;
                         } else if buf.ends_with(b"\r\n") {
                             buf.clear();
-                        } else {
-                            self.state = State::Off;
                         }
+                        // A bare LF does not end a trailer line: hyper reads
+                        // up to the next CRLF, so the line goes on.
                         end + 1
                     }
                     None => {
                         buf.extend_from_slice(bytes);
+                        if buf.len() > self.max_head_bytes {
+                            self.state = State::Off;
+                        }
                         bytes.len()
                     }
                 },
@@ -412,6 +416,25 @@ transfer-encoding: chunked\r\n\r\n0\r\n\r\n",
         let framing = track(&[head, first, rest, b"GET / HTTP/1.1\r\n"]);
         assert!(!framing.is_off());
         assert_eq!(framing.partial_head(), Some(2));
+    }
+
+    #[test]
+    fn a_bare_lf_inside_a_trailer_line_does_not_end_it() {
+        // hyper ends a trailer line only at CRLF and serves the next request.
+        let body = b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n\
+1\r\na\r\n0\r\nx-a: 1\r\n\nx-b: 2\r\n\r\nGET / HTTP/1.1\r\n";
+        for framing in [track(&[body]), bytewise(body)] {
+            assert!(!framing.is_off());
+            assert_eq!(framing.heads, 1);
+            assert_eq!(framing.partial_head(), Some(2));
+        }
+    }
+
+    #[test]
+    fn an_endless_trailer_line_is_not_collected_past_the_head_limit() {
+        let head = b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n0\r\n";
+        let line = vec![b'x'; 9000];
+        assert!(track(&[head, &line]).is_off());
     }
 
     #[test]
