@@ -37,6 +37,7 @@ def tools_from_env() -> Tools:
         upstream=Path(os.environ.get("BENCH_UPSTREAM_BIN", target / "release/bench-upstream")),
         weir=Path(os.environ.get("BENCH_WEIR_BIN", target / "release/weir")),
         envoy=Path(os.environ.get("BENCH_ENVOY_BIN", venv_envoy)),
+        pingora=Path(os.environ.get("BENCH_PINGORA_BIN", target / "release/bench-pingora")),
         weir_filter=Path(os.environ.get("BENCH_WEIR_FILTER", target / "wasm32-wasip2/filter/bench_header.wasm")),
         proxy_wasm_filter=Path(os.environ.get("BENCH_PROXY_WASM_FILTER",
                                               target / "wasm32-wasip1/filter/proxy_wasm_header.wasm")),

@@ -107,7 +107,7 @@ def markdown(result: dict, specs: list[TargetSpec], load_list: list[Load]) -> st
         "load, not at start-up; the highest over rounds is shown.",
         "- Errors: non-2xx responses plus socket errors/timeouts, summed over rounds.",
         "- × direct: req/s relative to the upstream alone. × Envoy: relative to Envoy with the same "
-        "number of filters (nginx and HAProxy against Envoy with none).",
+        "number of filters (nginx, HAProxy and Pingora against Envoy with none).",
         "",
     ]
     for phase in result["phases"]:

@@ -9,7 +9,7 @@ from .loads import Load
 from .targets import TargetSpec
 
 COLORS = {"direct": "#9e9e9e", "weir": "#d9480f", "nginx": "#2b8a3e", "haproxy": "#1971c2",
-          "envoy": "#7048e8"}
+          "pingora": "#e8590c", "envoy": "#7048e8"}
 PANEL_W, LABEL_W, BAR_H, GAP, HEAD = 470, 190, 16, 6, 44
 
 

@@ -79,6 +79,7 @@ def versions(tools: Tools, repo: Path) -> dict:
         "weir": f"{weir} (git {commit})",
         "nginx": _cmd([tools.nginx, "-v"], r"nginx version: (\S+)"),
         "haproxy": _cmd([tools.haproxy, "-v"], r"(HAProxy version \S+)"),
+        "pingora": (_cmd([str(tools.pingora), "--version"]) if tools.pingora.exists() else "not built"),
         "envoy": (_cmd([str(tools.envoy), "--version"], r"version: \S+?/([\d.]+/\S+?/\S+?/\S+)")
                   if tools.envoy.exists() else "not installed"),
         "wrk": _cmd(["wrk", "-v"], r"(wrk \S+)"),

@@ -1,5 +1,5 @@
 """The things being measured: the upstream itself ("direct"), Weir, nginx,
-HAProxy and Envoy — how each is configured, started and checked.
+HAProxy, Pingora and Envoy — how each is configured, started and checked.
 
 A target is described by a `TargetSpec` (what it is) and started into a
 `Running` (its root process and ports). Configs are rendered from the
@@ -31,6 +31,7 @@ class Tools:
     upstream: Path
     weir: Path
     envoy: Path
+    pingora: Path             # bench-pingora (bench/pingora), Pingora as a plain reverse proxy
     weir_filter: Path         # bench-header component (wasm32-wasip2)
     proxy_wasm_filter: Path   # proxy-wasm-header module (wasm32-wasip1)
     nginx: str = "nginx"
@@ -58,7 +59,7 @@ class TargetSpec:
 
     key: str
     label: str
-    kind: str                 # direct | weir | nginx | haproxy | envoy
+    kind: str                 # direct | weir | nginx | haproxy | pingora | envoy
     filters: int = 0          # header filters in the chain
     routes: int = 1           # routes in the config; requests match the last one
     envoy_peer: str | None = None  # the Envoy target to compare against
@@ -76,6 +77,8 @@ class TargetSpec:
                 return f"weir binary not built ({tools.weir})"
             if self.filters and not tools.weir_filter.exists():
                 return tools.weir_filter_pending or f"bench-header filter not built ({tools.weir_filter})"
+        if self.kind == "pingora" and not tools.pingora.exists():
+            return f"bench-pingora not built ({tools.pingora})"
         if self.kind == "envoy":
             if not tools.envoy.exists():
                 return f"envoy binary not found ({tools.envoy})"
@@ -112,6 +115,7 @@ def standard_targets() -> list[TargetSpec]:
                    execution="inline"),
         TargetSpec("nginx", "nginx", "nginx", envoy_peer="envoy-0"),
         TargetSpec("haproxy", "HAProxy", "haproxy", envoy_peer="envoy-0"),
+        TargetSpec("pingora", "Pingora", "pingora", envoy_peer="envoy-0"),
         TargetSpec("envoy-0", "Envoy, 0 filters", "envoy", 0, envoy_peer="envoy-0"),
         TargetSpec("envoy-1", "Envoy, 1 proxy-wasm filter", "envoy", 1, envoy_peer="envoy-1"),
         TargetSpec("envoy-3", "Envoy, 3 proxy-wasm filters", "envoy", 3, envoy_peer="envoy-3"),
@@ -203,6 +207,13 @@ def start(spec: TargetSpec, ctx: Context, workers: int) -> Running:
                                   UPSTREAM_PORT=ctx.upstream_port, NOFILE=_nofile(), MAXCONN=10500))
         h2_port = port
         argv = [ctx.tools.haproxy, "-db", "-f", str(config)]
+    elif spec.kind == "pingora":
+        # HTTP/1.1 and h2c on one port; `threads` is Pingora's worker count.
+        h2_port = port
+        config = None  # configured by its command line
+        argv = [str(ctx.tools.pingora), "--listen", f"127.0.0.1:{port}",
+                "--upstream", f"127.0.0.1:{ctx.upstream_port}", "--threads", str(workers),
+                "--run-dir", str(run_dir)]
     elif spec.kind == "envoy":
         config = run_dir / "envoy.yaml"
         config.write_text(_envoy_config(spec, ctx, port))

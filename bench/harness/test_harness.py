@@ -15,7 +15,8 @@ from . import loads, procs, report, runner, svg, targets
 
 def _tools() -> targets.Tools:
     return targets.Tools(upstream=Path("/nonexistent/upstream"), weir=Path("/nonexistent/weir"),
-                         envoy=Path("/nonexistent/envoy"), weir_filter=Path("/w/bench_header.wasm"),
+                         envoy=Path("/nonexistent/envoy"), pingora=Path("/nonexistent/bench-pingora"),
+                         weir_filter=Path("/w/bench_header.wasm"),
                          proxy_wasm_filter=Path("/w/proxy_wasm_header.wasm"))
 
 
