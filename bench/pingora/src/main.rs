@@ -68,9 +68,7 @@ fn parse_args() -> Result<Args, String> {
     let mut run_dir = std::env::temp_dir();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let bad = |err: &dyn std::fmt::Display| format!("{flag} {value}: {err}");
         match flag.as_str() {
             "--listen" => listen = Some(value.parse().map_err(|e| bad(&e))?),
