@@ -7,7 +7,7 @@
 - `scale-filters`: RSS with 50 header filters loaded, against none; RSS per
   loaded filter and the time the proxy took to start accepting.
 
-Weir is the subject; Envoy (and for connections nginx and HAProxy) run the
+Weir is the subject; Envoy (and for connections nginx, HAProxy and Pingora) run the
 same check as a reference point.
 """
 
@@ -102,7 +102,7 @@ async def _hold_connections(port: int, count: int, path: str, batch: int,
 def scale_conns(out: Path, settings: runner.Settings, tools: Tools) -> dict:
     count = int(os.environ.get("BENCH_IDLE_CONNS", "10000"))
     _raise_fd_limit(count + 1000)
-    wanted = os.environ.get("BENCH_SCALE_TARGETS", "weir-0,nginx,haproxy,envoy-0").split(",")
+    wanted = os.environ.get("BENCH_SCALE_TARGETS", "weir-0,nginx,haproxy,pingora,envoy-0").split(",")
     specs = [s for s in targets.standard_targets() if s.key in wanted]
     rows = {}
     for spec in specs:
