@@ -26,21 +26,23 @@ const BODY_READ_MAX: usize = 256 * 1024;
 
 /// Read more of the response into `buf`, with room for at least `chunk`
 /// bytes. `Ready(Ok(0))`: the upstream closed the connection.
+///
+/// Through `AsyncRead`, not `try_read`: a read that leaves room in the
+/// buffer shows the socket was drained, and tokio then marks it not
+/// readable. So the pool's liveness probe of an idle connection
+/// (`pool::still_open`) costs no system call until the upstream sends
+/// something (its FIN, say); with `try_read` the socket stayed marked
+/// readable, and every reuse paid a `recvfrom` that returned `EAGAIN`.
 pub(super) fn poll_read(
     cx: &mut Context<'_>,
-    io: &TcpStream,
+    io: &mut TcpStream,
     buf: &mut BytesMut,
     chunk: usize,
 ) -> Poll<io::Result<usize>> {
     if buf.capacity() - buf.len() < chunk {
         buf.reserve(chunk);
     }
-    loop {
-        match io.try_read_buf(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(io.poll_read_ready(cx))?,
-            result => return Poll::Ready(result),
-        }
-    }
+    tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
 }
 
 /// The body of a response read by Weir's HTTP/1 client.
@@ -167,7 +169,7 @@ impl Exchange {
                 }
                 BodyKind::Length(_) | BodyKind::UntilClose => {}
             }
-            let read = ready!(poll_read(cx, &self.io, &mut self.buf, self.read_size));
+            let read = ready!(poll_read(cx, &mut self.io, &mut self.buf, self.read_size));
             if let Ok(n) = read
                 && n >= self.read_size
             {

@@ -57,7 +57,7 @@ pub(crate) enum SendError {
 /// keep-alive running out). A connection that can carry another request
 /// afterwards goes to `pool`.
 pub(crate) async fn send(
-    io: TcpStream,
+    mut io: TcpStream,
     reused: bool,
     req: Request<ProxyBody>,
     pool: Option<Arc<Pool>>,
@@ -84,7 +84,7 @@ pub(crate) async fn send(
                 Ok(None) => {}
                 Err(reason) => return Poll::Ready(Err(Failure::Abort(reason))),
             }
-            match std::task::ready!(body::poll_read(cx, &io, &mut buf, HEAD_READ)) {
+            match std::task::ready!(body::poll_read(cx, &mut io, &mut buf, HEAD_READ)) {
                 Ok(0) => return Poll::Ready(Err(Failure::Closed(None))),
                 Ok(_) => {}
                 Err(e) => return Poll::Ready(Err(Failure::Closed(Some(e)))),
