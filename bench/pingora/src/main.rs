@@ -100,7 +100,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(err) => {
             eprintln!(
-                "bench-pingora: {err}\nusage: bench-pingora --listen ADDR --upstream ADDR [--threads N] [--run-dir DIR]"
+                "bench-pingora: {err}\nusage: bench-pingora --listen ADDR --upstream ADDR [--threads N] [--work-stealing BOOL] [--run-dir DIR]"
             );
             return ExitCode::from(2);
         }
