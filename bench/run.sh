@@ -5,6 +5,7 @@
 #   bench/run.sh            full run (BENCH_* variables tune it, see bench/README.md)
 #   bench/run.sh smoke      ~1 minute end-to-end check; numbers meaningless
 #   bench/run.sh scale      all scale checks (or scale-conns | scale-routes | scale-filters)
+#   bench/run.sh floor      the empty chain against a minimal tokio proxy and nginx (~6 min)
 #   bench/run.sh selftest   the harness's own unit tests (no proxies needed)
 #   bench/run.sh install    only install the tools
 #   bench/run.sh build      only build
@@ -93,6 +94,8 @@ build_all() {
     fi
     step "Building the upstream and the header filters"
     (cd "$BENCH_DIR" && cargo build --release -p bench-upstream) || die "bench-upstream did not build"
+    (cd "$BENCH_DIR" && cargo build --release -p bench-floor) \
+        || warn "bench-floor did not build: the floor targets are reported as pending"
     step "Building Pingora as a reverse proxy (bench-pingora)"
     (cd "$BENCH_DIR" && cargo build --release -p bench-pingora) \
         || warn "bench-pingora did not build: the Pingora target is reported as pending"
@@ -160,6 +163,11 @@ case "$cmd" in
         export BENCH_DURATION=${BENCH_DURATION:-1} BENCH_ROUNDS=${BENCH_ROUNDS:-1}
         export BENCH_WARMUP=${BENCH_WARMUP:-0} BENCH_WORKERS=${BENCH_WORKERS:-"1 2"}
         prepare; harness bench ;;
+    floor)
+        if [ "${BENCH_SMOKE:-0}" = 1 ]; then
+            export BENCH_DURATION=${BENCH_DURATION:-1} BENCH_ROUNDS=${BENCH_ROUNDS:-1} BENCH_WARMUP=${BENCH_WARMUP:-0}
+        fi
+        prepare; harness floor ;;
     scale | scale-conns | scale-routes | scale-filters)
         if [ "${BENCH_SMOKE:-0}" = 1 ]; then
             export BENCH_DURATION=${BENCH_DURATION:-1} BENCH_ROUNDS=${BENCH_ROUNDS:-1} BENCH_WARMUP=${BENCH_WARMUP:-1}

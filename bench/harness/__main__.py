@@ -11,13 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import loads, procs, report, runner, scale, svg, sysinfo, targets
+from . import floor, loads, procs, report, runner, scale, svg, sysinfo, targets
 from .procs import HarnessError
 from .targets import Tools
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO = BENCH_DIR.parent
-COMMANDS = ("bench", "scale-conns", "scale-routes", "scale-filters", "scale")
+COMMANDS = ("bench", "scale-conns", "scale-routes", "scale-filters", "scale", "floor")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -38,6 +38,7 @@ def tools_from_env() -> Tools:
         weir=Path(os.environ.get("BENCH_WEIR_BIN", target / "release/weir")),
         envoy=Path(os.environ.get("BENCH_ENVOY_BIN", venv_envoy)),
         pingora=Path(os.environ.get("BENCH_PINGORA_BIN", target / "release/bench-pingora")),
+        floor=Path(os.environ.get("BENCH_FLOOR_BIN", target / "release/bench-floor")),
         weir_filter=Path(os.environ.get("BENCH_WEIR_FILTER", target / "wasm32-wasip2/filter/bench_header.wasm")),
         proxy_wasm_filter=Path(os.environ.get("BENCH_PROXY_WASM_FILTER",
                                               target / "wasm32-wasip1/filter/proxy_wasm_header.wasm")),
@@ -125,6 +126,10 @@ def main(argv: list[str]) -> int:
     try:
         if command == "bench":
             path = bench()
+        elif command == "floor":
+            out, started, smoke = out_dir(command)
+            _pid_file(out)
+            path = floor.main(out, started, smoke, settings_from_env(), tools_from_env(), REPO)
         else:
             out, started, smoke = out_dir(command)
             _pid_file(out)

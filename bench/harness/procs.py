@@ -199,12 +199,19 @@ def tree(root: int) -> list[int]:
 
 def cpu_seconds(root: int) -> float:
     """utime+stime of `root` and its descendants, in seconds."""
-    ticks = 0
+    user, system = cpu_split(root)
+    return user + system
+
+
+def cpu_split(root: int) -> tuple[float, float]:
+    """(utime, stime) of `root` and its descendants, in seconds."""
+    user = system = 0
     for pid in tree(root):
         st = _read_stat(pid)
         if st is not None:
-            ticks += st[1] + st[2]
-    return ticks / CLK_TCK
+            user += st[1]
+            system += st[2]
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def _status_kib(pid: int, key: str) -> int:

@@ -86,12 +86,15 @@ def measure(r: Running, load: loads.Load, seconds: int, ctx: Context, upstream: 
     reset, which `rss_reset` records).
     """
     rss_reset = procs.reset_peak_rss(r.proc.pid)
-    cpu0, up0 = procs.cpu_seconds(r.proc.pid), procs.cpu_seconds(upstream.pid)
+    (user0, sys0), up0 = procs.cpu_split(r.proc.pid), procs.cpu_seconds(upstream.pid)
     t0 = time.monotonic()
     result = loads.run(load, r.url(h2=load.tool == "h2load"), seconds, ctx.loadgen_cpus, ctx.run_dir)
     wall = time.monotonic() - t0
-    cpu1, up1 = procs.cpu_seconds(r.proc.pid), procs.cpu_seconds(upstream.pid)
+    (user1, sys1), up1 = procs.cpu_split(r.proc.pid), procs.cpu_seconds(upstream.pid)
+    cpu0, cpu1 = user0 + sys0, user1 + sys1
     n = max(result["requests"], 1)
+    result["user_us_per_req"] = (user1 - user0) / n * 1e6
+    result["system_us_per_req"] = (sys1 - sys0) / n * 1e6
     result["cpu_s"] = cpu1 - cpu0
     result["cpu_us_per_req"] = (cpu1 - cpu0) / n * 1e6
     result["cpu_util"] = (cpu1 - cpu0) / wall if wall > 0 else 0.0

@@ -32,6 +32,7 @@ class Tools:
     weir: Path
     envoy: Path
     pingora: Path             # bench-pingora (bench/pingora), Pingora as a plain reverse proxy
+    floor: Path               # bench-floor (bench/floor), the least a tokio proxy does per request
     weir_filter: Path         # bench-header component (wasm32-wasip2)
     proxy_wasm_filter: Path   # proxy-wasm-header module (wasm32-wasip1)
     nginx: str = "nginx"
@@ -59,11 +60,17 @@ class TargetSpec:
 
     key: str
     label: str
-    kind: str                 # direct | weir | nginx | haproxy | pingora | envoy
+    kind: str                 # direct | weir | nginx | haproxy | pingora | envoy | floor
     filters: int = 0          # header filters in the chain
     routes: int = 1           # routes in the config; requests match the last one
     envoy_peer: str | None = None  # the Envoy target to compare against
     execution: str = "yielding"  # Weir filters: `yielding` (a fiber per call) or `inline`
+    server: str = "raw"       # floor targets: `raw` (own parse) or `hyper` (hyper's HTTP/1 server)
+
+    @property
+    def h2(self) -> bool:
+        """Whether the target serves h2c (the floor speaks HTTP/1.1 only)."""
+        return self.kind != "floor"
 
     @property
     def path(self) -> str:
@@ -79,6 +86,8 @@ class TargetSpec:
                 return tools.weir_filter_pending or f"bench-header filter not built ({tools.weir_filter})"
         if self.kind == "pingora" and not tools.pingora.exists():
             return f"bench-pingora not built ({tools.pingora})"
+        if self.kind == "floor" and not tools.floor.exists():
+            return f"bench-floor not built ({tools.floor})"
         if self.kind == "envoy":
             if not tools.envoy.exists():
                 return f"envoy binary not found ({tools.envoy})"
@@ -119,6 +128,20 @@ def standard_targets() -> list[TargetSpec]:
         TargetSpec("envoy-0", "Envoy, 0 filters", "envoy", 0, envoy_peer="envoy-0"),
         TargetSpec("envoy-1", "Envoy, 1 proxy-wasm filter", "envoy", 1, envoy_peer="envoy-1"),
         TargetSpec("envoy-3", "Envoy, 3 proxy-wasm filters", "envoy", 3, envoy_peer="envoy-3"),
+    ]
+
+
+def floor_targets() -> list[TargetSpec]:
+    """`run.sh floor`: Weir's empty chain between the floor of its own stack
+    (tokio, with and without hyper's server side) and nginx / HAProxy."""
+    by_key = {spec.key: spec for spec in standard_targets()}
+    return [
+        by_key["direct"],
+        TargetSpec("floor", "tokio floor (own HTTP/1 parse)", "floor"),
+        TargetSpec("floor-hyper", "tokio floor, hyper's HTTP/1 server", "floor", server="hyper"),
+        by_key["weir-0"],
+        by_key["nginx"],
+        by_key["haproxy"],
     ]
 
 
@@ -214,6 +237,13 @@ def start(spec: TargetSpec, ctx: Context, workers: int) -> Running:
         argv = [str(ctx.tools.pingora), "--listen", f"127.0.0.1:{port}",
                 "--upstream", f"127.0.0.1:{ctx.upstream_port}", "--threads", str(workers),
                 "--run-dir", str(run_dir)]
+    elif spec.kind == "floor":
+        if workers != 1:
+            raise HarnessError(f"{spec.key}: bench-floor runs one thread only, not {workers}")
+        h2_port = port
+        config = None  # configured by its command line
+        argv = [str(ctx.tools.floor), "--listen", f"127.0.0.1:{port}",
+                "--upstream", f"127.0.0.1:{ctx.upstream_port}", "--server", spec.server]
     elif spec.kind == "envoy":
         config = run_dir / "envoy.yaml"
         config.write_text(_envoy_config(spec, ctx, port))
@@ -260,6 +290,6 @@ def verify(running: Running, loadgen_cpus: str | None) -> None:
                if resp.getheader(f"x-bench-resp-{i}") is None]
     if missing:
         raise HarnessError(f"{spec.key}: response lacks headers {missing}")
-    problem = loads.check_h2(running.url(h2=True), loadgen_cpus)
+    problem = loads.check_h2(running.url(h2=True), loadgen_cpus) if spec.h2 else None
     if problem:
         raise HarnessError(f"{spec.key}: {problem}")

@@ -10,12 +10,13 @@ import unittest
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from . import loads, procs, report, runner, svg, targets
+from . import floor, loads, procs, report, runner, svg, targets
 
 
 def _tools() -> targets.Tools:
     return targets.Tools(upstream=Path("/nonexistent/upstream"), weir=Path("/nonexistent/weir"),
                          envoy=Path("/nonexistent/envoy"), pingora=Path("/nonexistent/bench-pingora"),
+                         floor=Path("/nonexistent/bench-floor"),
                          weir_filter=Path("/w/bench_header.wasm"),
                          proxy_wasm_filter=Path("/w/proxy_wasm_header.wasm"))
 
@@ -89,11 +90,44 @@ class Configs(unittest.TestCase):
         self.assertIn("weir binary not built", spec.pending(_tools()))
         self.assertIsNone(targets.TargetSpec("nginx", "nginx", "nginx").pending(_tools()))
 
+    def test_floor_targets_bracket_weir_and_skip_h2(self):
+        specs = {spec.key: spec for spec in targets.floor_targets()}
+        self.assertEqual(list(specs), ["direct", "floor", "floor-hyper", "weir-0", "nginx", "haproxy"])
+        self.assertEqual(specs["floor-hyper"].server, "hyper")
+        self.assertIn("bench-floor not built", specs["floor"].pending(_tools()))
+        self.assertFalse(specs["floor"].h2)
+        self.assertTrue(specs["weir-0"].h2)
+
+    def test_floor_runs_one_worker_only(self):
+        spec = targets.floor_targets()[1]
+        with self.assertRaisesRegex(procs.HarnessError, "one thread only"):
+            targets.start(spec, _ctx(), 2)
+
 
 def _sample(rps: float, cpu: float) -> dict:
     return {"rps": rps, "p50_us": 100, "p99_us": 900, "cpu_us_per_req": cpu, "cpu_util": 1.0,
             "upstream_cpu_us_per_req": 3.0, "peak_rss_kib": 2048, "rss_reset": True, "errors": 0,
             "requests": int(rps)}
+
+
+class FloorReport(unittest.TestCase):
+    def test_user_and_system_split_and_cpu_against_nginx(self):
+        def sample(cpu: float, user: float) -> dict:
+            return dict(_sample(1000, cpu), user_us_per_req=user, system_us_per_req=cpu - user)
+        specs = targets.floor_targets()
+        load_list = loads.standard_loads(32, 10)[:1]
+        result = {"started": "now", "settings": {"rounds": 1, "duration": 1}, "loadavg_at_end": "0",
+                  "machine": {"cpu_model": "cpu", "cores": 2, "kernel": "k", "loadavg_at_start": "0"},
+                  "versions": {"weir": "weir", "nginx": "nginx", "haproxy": "haproxy"},
+                  "phases": [{"proxy_cpus": "1", "loadgen_cpus": "0",
+                              "unavailable": {"haproxy": "pending: not installed"},
+                              "samples": {"floor": {"h1": [sample(8.0, 1.0)]},
+                                          "nginx": {"h1": [sample(10.0, 2.0)]}}}]}
+        text = floor.markdown(result, specs, load_list)
+        self.assertIn("| tokio floor (own HTTP/1 parse) | 1,000 (1,000–1,000) | 8.00 (8.00–8.00) "
+                      "| 1.00 | 7.00 | 0.80× | 0 |", text)
+        self.assertIn("| HAProxy | pending: not installed |", text)
+        self.assertNotIn("Weir, 0 filters", text)
 
 
 class Summary(unittest.TestCase):
