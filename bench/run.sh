@@ -5,7 +5,7 @@
 #   bench/run.sh            full run (BENCH_* variables tune it, see bench/README.md)
 #   bench/run.sh smoke      ~1 minute end-to-end check; numbers meaningless
 #   bench/run.sh scale      all scale checks (or scale-conns | scale-routes | scale-filters)
-#   bench/run.sh floor      the empty chain against a minimal tokio proxy and nginx (~6 min)
+#   bench/run.sh floor      the empty chain against a minimal tokio proxy and nginx (~8 min)
 #   bench/run.sh selftest   the harness's own unit tests (no proxies needed)
 #   bench/run.sh install    only install the tools
 #   bench/run.sh build      only build
