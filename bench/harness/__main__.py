@@ -126,14 +126,13 @@ def main(argv: list[str]) -> int:
     try:
         if command == "bench":
             path = bench()
-        elif command == "floor":
-            out, started, smoke = out_dir(command)
-            _pid_file(out)
-            path = floor.main(out, started, smoke, settings_from_env(), tools_from_env(), REPO)
         else:
             out, started, smoke = out_dir(command)
             _pid_file(out)
-            path = scale.main(command, out, started, smoke, settings_from_env(), tools_from_env(), REPO)
+            if command == "floor":
+                path = floor.main(out, started, smoke, settings_from_env(), tools_from_env(), REPO)
+            else:
+                path = scale.main(command, out, started, smoke, settings_from_env(), tools_from_env(), REPO)
     except HarnessError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

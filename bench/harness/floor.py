@@ -14,20 +14,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import loads, runner, sysinfo, targets
+from . import loads, report, runner, sysinfo, targets
 from .targets import Tools
 
 
 def _row(label: str, samples: list[dict], nginx_cpu: float | None) -> str:
+    def median(key: str) -> float | None:
+        return runner.spread([s[key] for s in samples])["median"]
     rps = runner.spread([s["rps"] for s in samples])
     cpu = runner.spread([s["cpu_us_per_req"] for s in samples])
-    user = runner.spread([s["user_us_per_req"] for s in samples])["median"]
-    system = runner.spread([s["system_us_per_req"] for s in samples])["median"]
-    errors = sum(s["errors"] for s in samples)
-    vs_nginx = f"{cpu['median'] / nginx_cpu:.2f}×" if nginx_cpu else "–"
-    return (f"| {label} | {rps['median']:,.0f} ({rps['min']:,.0f}–{rps['max']:,.0f}) "
-            f"| {cpu['median']:.2f} ({cpu['min']:.2f}–{cpu['max']:.2f}) | {user:.2f} | {system:.2f} "
-            f"| {vs_nginx} | {errors} |")
+    vs_nginx = cpu["median"] / nginx_cpu if nginx_cpu else None
+    return (f"| {label} | {report._spread(rps)} | {report._spread(cpu, digits=2)} "
+            f"| {report._fmt(median('user_us_per_req'), 2)} | {report._fmt(median('system_us_per_req'), 2)} "
+            f"| {report._ratio(vs_nginx)} | {sum(s['errors'] for s in samples)} |")
 
 
 def markdown(result: dict, specs: list[targets.TargetSpec], load_list: list[loads.Load]) -> str:

@@ -16,10 +16,10 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::{Head, MAX_HEADERS, invalid};
+use crate::{invalid, read_response};
 
 pub(crate) async fn run(listener: TcpListener, upstream: SocketAddr) -> io::Result<()> {
     let local = tokio::task::LocalSet::new();
@@ -29,7 +29,7 @@ pub(crate) async fn run(listener: TcpListener, upstream: SocketAddr) -> io::Resu
                 let (stream, _) = listener.accept().await?;
                 stream.set_nodelay(true)?;
                 tokio::task::spawn_local(async move {
-                    let up: Rc<Cell<Option<TcpStream>>> = Rc::new(Cell::new(None));
+                    let up: Rc<Cell<Option<Upstream>>> = Rc::new(Cell::new(None));
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let up = Rc::clone(&up);
                         async move {
@@ -53,17 +53,21 @@ pub(crate) async fn run(listener: TcpListener, upstream: SocketAddr) -> io::Resu
         .await
 }
 
+/// The client connection's keep-alive upstream connection and its read
+/// buffer, kept between requests as the raw loop keeps them.
+type Upstream = (TcpStream, Vec<u8>);
+
 async fn forward(
-    slot: &Cell<Option<TcpStream>>,
+    slot: &Cell<Option<Upstream>>,
     upstream: SocketAddr,
     req: Request<Incoming>,
 ) -> io::Result<Response<Full<Bytes>>> {
-    let mut conn = match slot.take() {
-        Some(conn) => conn,
+    let (mut conn, mut buf) = match slot.take() {
+        Some(up) => up,
         None => {
             let conn = TcpStream::connect(upstream).await?;
             conn.set_nodelay(true)?;
-            conn
+            (conn, Vec::with_capacity(4096))
         }
     };
     let mut out = Vec::with_capacity(512);
@@ -80,31 +84,20 @@ async fn forward(
     }
     out.extend_from_slice(b"\r\n");
     conn.write_all(&out).await?;
-    let mut buf = Vec::with_capacity(4096);
-    let (len, body) = loop {
-        if let Head::Response { len, body, .. } = crate::parse_response(&buf)? {
-            break (len, body);
+    // The head goes into a HeaderMap, as a proxy built on hyper needs it.
+    let (len, body, head) = read_response(&mut conn, &mut buf, |res| {
+        let mut response = Response::new(());
+        *response.status_mut() = StatusCode::from_u16(res.code.unwrap_or(200)).map_err(invalid)?;
+        for h in res.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(invalid)?;
+            let value = HeaderValue::from_bytes(h.value).map_err(invalid)?;
+            response.headers_mut().append(name, value);
         }
-        if conn.read_buf(&mut buf).await? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-    };
-    while buf.len() < len + body {
-        if conn.read_buf(&mut buf).await? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-    }
-    // The head again, into a HeaderMap, as a proxy built on hyper needs it.
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut headers);
-    res.parse(&buf).map_err(invalid)?;
-    let mut response = Response::new(Full::new(Bytes::copy_from_slice(&buf[len..len + body])));
-    *response.status_mut() = StatusCode::from_u16(res.code.unwrap_or(200)).map_err(invalid)?;
-    for h in res.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(invalid)?;
-        let value = HeaderValue::from_bytes(h.value).map_err(invalid)?;
-        response.headers_mut().append(name, value);
-    }
-    slot.set(Some(conn));
-    Ok(response)
+        Ok(response)
+    })
+    .await?;
+    let response_body = Full::new(Bytes::copy_from_slice(&buf[len..len + body]));
+    buf.drain(..len + body);
+    slot.set(Some((conn, buf)));
+    Ok(head.map(|()| response_body))
 }

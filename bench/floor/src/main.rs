@@ -6,7 +6,7 @@
 //! keep-alive upstream connection. A request head is parsed with
 //! `httparse`, written upstream re-serialised (no header added or
 //! removed), and the response, which must carry `Content-Length`, is parsed
-//! and written back in one write. Bodyless requests only: anything else is
+//! and written back in one write. Bodyless requests only: anything else
 //! closes the connection. A measuring tool, not a proxy.
 //!
 //! `--server hyper` serves the client side with hyper instead (see
@@ -82,21 +82,6 @@ fn args() -> Result<(SocketAddr, SocketAddr, bool), String> {
     }
 }
 
-/// A head that has arrived whole: its length in the buffer, and the
-/// re-serialised head to send on (or, for a response, its body length).
-enum Head {
-    Partial,
-    Request {
-        len: usize,
-        out: Vec<u8>,
-    },
-    Response {
-        len: usize,
-        out: Vec<u8>,
-        body: usize,
-    },
-}
-
 async fn serve(mut client: TcpStream, upstream: SocketAddr) -> io::Result<()> {
     client.set_nodelay(true)?;
     let mut up: Option<TcpStream> = None;
@@ -104,13 +89,11 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr) -> io::Result<()> {
     let mut upbuf = Vec::with_capacity(4096);
     loop {
         let (len, out) = loop {
-            match parse_request(&inbuf)? {
-                Head::Request { len, out } => break (len, out),
-                _ => {
-                    if client.read_buf(&mut inbuf).await? == 0 {
-                        return Ok(());
-                    }
-                }
+            if let Some(head) = parse_request(&inbuf)? {
+                break head;
+            }
+            if client.read_buf(&mut inbuf).await? == 0 {
+                return Ok(());
             }
         };
         inbuf.drain(..len);
@@ -123,21 +106,7 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr) -> io::Result<()> {
             }
         };
         conn.write_all(&out).await?;
-        let (len, mut out, body) = loop {
-            match parse_response(&upbuf)? {
-                Head::Response { len, out, body } => break (len, out, body),
-                _ => {
-                    if conn.read_buf(&mut upbuf).await? == 0 {
-                        return Err(io::ErrorKind::UnexpectedEof.into());
-                    }
-                }
-            }
-        };
-        while upbuf.len() < len + body {
-            if conn.read_buf(&mut upbuf).await? == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-        }
+        let (len, body, mut out) = read_response(conn, &mut upbuf, serialize_response).await?;
         out.extend_from_slice(&upbuf[len..len + body]);
         upbuf.drain(..len + body);
         client.write_all(&out).await?;
@@ -148,11 +117,13 @@ fn invalid(what: impl ToString) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
-fn parse_request(buf: &[u8]) -> io::Result<Head> {
+/// A whole request head in `buf`: its length and the head re-serialised to
+/// send upstream. `None` while it is incomplete.
+fn parse_request(buf: &[u8]) -> io::Result<Option<(usize, Vec<u8>)>> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf).map_err(invalid)? {
-        httparse::Status::Partial => return Ok(Head::Partial),
+        httparse::Status::Partial => return Ok(None),
         httparse::Status::Complete(len) => len,
     };
     let mut out = Vec::with_capacity(len + 16);
@@ -169,33 +140,60 @@ fn parse_request(buf: &[u8]) -> io::Result<Head> {
         write_field(&mut out, h);
     }
     out.extend_from_slice(b"\r\n");
-    Ok(Head::Request { len, out })
+    Ok(Some((len, out)))
 }
 
-fn parse_response(buf: &[u8]) -> io::Result<Head> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut headers);
-    let len = match res.parse(buf).map_err(invalid)? {
-        httparse::Status::Partial => return Ok(Head::Partial),
-        httparse::Status::Complete(len) => len,
+/// Reads from `conn` into `buf` until a whole response and its body are in
+/// it, parsing the head once. Returns the head's length, the body's length
+/// (the response must carry `Content-Length`) and what `emit` made of the
+/// parsed head.
+async fn read_response<T>(
+    conn: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    emit: impl Fn(&httparse::Response<'_, '_>) -> io::Result<T>,
+) -> io::Result<(usize, usize, T)> {
+    let (len, body, emitted) = loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut res = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(len) = res.parse(buf).map_err(invalid)? {
+            let body = content_length(&res)?;
+            break (len, body, emit(&res)?);
+        }
+        if conn.read_buf(buf).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
     };
-    let mut out = Vec::with_capacity(len + 256);
+    while buf.len() < len + body {
+        if conn.read_buf(buf).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok((len, body, emitted))
+}
+
+fn content_length(res: &httparse::Response<'_, '_>) -> io::Result<usize> {
+    let field = res
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .ok_or_else(|| invalid("responses need content-length"))?;
+    let text = std::str::from_utf8(field.value).map_err(invalid)?;
+    text.trim().parse::<usize>().map_err(invalid)
+}
+
+/// The response head re-serialised, to send to the client.
+fn serialize_response(res: &httparse::Response<'_, '_>) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(res.code.unwrap_or(200).to_string().as_bytes());
     out.push(b' ');
     out.extend_from_slice(res.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    let mut body = None;
     for h in res.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let text = std::str::from_utf8(h.value).map_err(invalid)?;
-            body = Some(text.trim().parse::<usize>().map_err(invalid)?);
-        }
         write_field(&mut out, h);
     }
     out.extend_from_slice(b"\r\n");
-    let body = body.ok_or_else(|| invalid("responses need content-length"))?;
-    Ok(Head::Response { len, out, body })
+    Ok(out)
 }
 
 fn write_field(out: &mut Vec<u8>, h: &httparse::Header<'_>) {
