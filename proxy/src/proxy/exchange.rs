@@ -25,7 +25,7 @@ use crate::upstream::{UpstreamBody, Upstreams};
 /// The state of one request/response exchange.
 pub(super) struct Exchange<'rt> {
     runtime: &'rt Runtime,
-    downstream: Downstream,
+    downstream: Arc<Downstream>,
     ctx: ExchangeCtx,
     hooks: Option<Box<dyn ExchangeHooks>>,
     /// Set once a hook failed: response hooks are not run again.
@@ -43,7 +43,7 @@ pub(super) struct Exchange<'rt> {
 impl<'rt> Exchange<'rt> {
     pub(super) fn new(
         runtime: &'rt Runtime,
-        downstream: Downstream,
+        downstream: Arc<Downstream>,
         request_id: String,
         in_flight: InFlight,
     ) -> Self {
@@ -192,9 +192,9 @@ impl<'rt> Exchange<'rt> {
                 }
             }
         }
-        self.upstream_cluster = Some(cluster.clone());
         let request = Request::from_parts(head, body);
-        let response = match send(&self.runtime.upstreams, &cluster, request, timeout).await {
+        let cluster: &str = self.upstream_cluster.insert(cluster);
+        let response = match send(&self.runtime.upstreams, cluster, request, timeout).await {
             Ok(response) => response,
             Err(err) => {
                 let taken = self

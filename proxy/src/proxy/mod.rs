@@ -59,7 +59,7 @@ pub struct Downstream {
 pub async fn handle(
     runtime: Arc<Runtime>,
     request: Request<Incoming>,
-    downstream: Downstream,
+    downstream: Arc<Downstream>,
 ) -> Response<ResponseBody> {
     let in_flight = downstream.conn.start_exchange();
     let (mut head, body) = request.into_parts();

@@ -80,8 +80,13 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
         } else {
             Version::HTTP_11
         };
-        let headers = fields_to_map(parsed.headers)?;
-        buf.advance(len);
+        let mut spans = [FieldSpan::default(); MAX_HEADERS];
+        let count = parsed.headers.len();
+        for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
+            *span = FieldSpan::of(buf, field);
+        }
+        let block = buf.split_to(len).freeze();
+        let headers = spans_to_map(&block, &spans[..count])?;
 
         let body = body_kind(status, method, &headers)?;
         let keep_alive = body != BodyKind::UntilClose
@@ -103,8 +108,55 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
     }
 }
 
-/// Copy the fields out of the read buffer, so the response does not keep
-/// the buffer alive.
+/// Where one field's name and value lie in the head's bytes: offsets, so
+/// the map can be built after the head is split off the read buffer.
+#[derive(Clone, Copy, Default)]
+struct FieldSpan {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+impl FieldSpan {
+    /// The span of `field`, which httparse found in `buf`.
+    fn of(buf: &[u8], field: &httparse::Header<'_>) -> Self {
+        let base = buf.as_ptr() as usize;
+        let range = |part: &[u8]| {
+            // A head is at most MAX_HEAD_BYTES long, so offsets fit in u32.
+            let start = (part.as_ptr() as usize - base) as u32;
+            (start, start + part.len() as u32)
+        };
+        FieldSpan {
+            name: range(field.name.as_bytes()),
+            value: range(field.value),
+        }
+    }
+}
+
+/// The response's header map. Values are slices of `block` (the head's
+/// bytes, split off the read buffer): no copy and no allocation per field.
+/// They keep the head's part of the read buffer alive only as long as the
+/// body's first bytes do, which share it.
+fn spans_to_map(block: &Bytes, spans: &[FieldSpan]) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for span in spans {
+        let (name_start, name_end) = (span.name.0 as usize, span.name.1 as usize);
+        let (value_start, value_end) = (span.value.0 as usize, span.value.1 as usize);
+        let raw_name = &block[name_start..name_end];
+        let name = HeaderName::from_bytes(raw_name).map_err(|_| {
+            format!(
+                "invalid header name {:?}",
+                String::from_utf8_lossy(raw_name)
+            )
+        })?;
+        let value = HeaderValue::from_maybe_shared(block.slice(value_start..value_end))
+            .map_err(|_| format!("invalid value for header {:?}", name.as_str()))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// Copy the fields out of the read buffer (trailers, which are rare), so
+/// the trailer map does not keep the buffer alive.
 fn fields_to_map(fields: &[httparse::Header<'_>]) -> Result<HeaderMap, String> {
     let mut headers = HeaderMap::with_capacity(fields.len());
     for field in fields {

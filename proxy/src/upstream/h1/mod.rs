@@ -5,7 +5,8 @@
 //! buffer and an 8 KiB read buffer: about 33 KiB per pooled connection
 //! (bench/NOTES.md). Here an idle connection is its socket. The head is
 //! encoded into a buffer of its size, and the read buffer lives with the
-//! response: allocated when the response is read, freed with its body.
+//! response: allocated when the response is read, freed with its body (the
+//! response's header values are slices of it, not copies).
 //!
 //! One request at a time per connection. The request body is sent while the
 //! response is read, as hyper does: an upstream may answer before it has

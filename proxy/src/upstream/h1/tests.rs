@@ -387,3 +387,35 @@ async fn a_pooled_connection_found_closed_hands_an_idempotent_request_back() {
         upstream.await.unwrap();
     }
 }
+
+#[test]
+fn head_fields_are_sliced_from_the_head_and_the_body_stays_in_the_buffer() {
+    let mut buf = bytes::BytesMut::from(
+        &b"HTTP/1.1 100 Continue\r\nx-early: 1\r\n\r\n\
+           HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Multi: a\r\nx-multi: b\r\n\
+           x-opaque: caf\xc3\xa9\r\nx-empty:\r\n\r\nhello"[..],
+    );
+    let head = super::decode::head(&mut buf, &Method::GET)
+        .unwrap()
+        .expect("a complete head");
+    let headers = head.response.headers();
+    assert_eq!(head.response.status(), http::StatusCode::OK);
+    assert_eq!(headers.len(), 5, "the 100's fields are not the response's");
+    assert_eq!(headers["content-length"], "5");
+    let multi: Vec<_> = headers.get_all("x-multi").iter().collect();
+    assert_eq!(multi, ["a", "b"]);
+    assert_eq!(headers["x-opaque"].as_bytes(), "café".as_bytes());
+    assert_eq!(headers["x-empty"], "");
+    assert_eq!(&buf[..], b"hello", "only the head is consumed");
+}
+
+#[test]
+fn a_partial_head_consumes_nothing() {
+    let mut buf = bytes::BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Len"[..]);
+    assert!(
+        super::decode::head(&mut buf, &Method::GET)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(&buf[..], b"HTTP/1.1 200 OK\r\nContent-Len");
+}
