@@ -19,12 +19,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
 use crate::body::ProxyBody;
+use crate::proxy::headers::RequestId;
 
 /// What the pipeline does after a hook.
 #[derive(Debug)]
@@ -40,7 +42,7 @@ pub enum Flow {
 #[derive(Debug)]
 pub struct ExchangeCtx {
     /// `x-request-id` of this exchange (generated when the client sent none).
-    pub request_id: String,
+    pub request_id: RequestId,
     /// The client's address.
     pub peer: SocketAddr,
     /// `http` or `https`, as the client connected.
@@ -49,7 +51,7 @@ pub struct ExchangeCtx {
     /// the proxy speaks cleartext only today, so this is always `None`.
     pub peer_identity: Option<String>,
     /// The cluster the request goes to: set from the route, may be replaced by a hook.
-    pub cluster: Option<String>,
+    pub cluster: Option<Arc<str>>,
     /// True when a hook chose `cluster` (the route's choice no longer applies).
     pub cluster_overridden: bool,
     /// Set by a hook to make the pipeline match routes again after `request_headers`.
@@ -62,7 +64,7 @@ pub struct ExchangeCtx {
 
 impl ExchangeCtx {
     /// A fresh context for a request that has just arrived.
-    pub fn new(request_id: String, peer: SocketAddr, scheme: &'static str) -> Self {
+    pub fn new(request_id: RequestId, peer: SocketAddr, scheme: &'static str) -> Self {
         Self {
             request_id,
             peer,
@@ -89,7 +91,7 @@ pub struct ExchangeSummary {
     /// Response body bytes sent.
     pub response_bytes: u64,
     /// Where the request went, if upstream.
-    pub upstream_cluster: Option<String>,
+    pub upstream_cluster: Option<Arc<str>>,
     /// True when answered without the upstream.
     pub local_response: bool,
 }

@@ -33,7 +33,7 @@ pub(super) struct Exchange<'rt> {
     request_bytes: Arc<AtomicU64>,
     /// A hook failure seen in the request body stream (only with hooks).
     request_body_error: Option<HookErrorSlot>,
-    upstream_cluster: Option<String>,
+    upstream_cluster: Option<Arc<str>>,
     answered_by_upstream: bool,
     /// The request is a HEAD: a response body is never sent.
     head_request: bool,
@@ -44,7 +44,7 @@ impl<'rt> Exchange<'rt> {
     pub(super) fn new(
         runtime: &'rt Runtime,
         downstream: Arc<Downstream>,
-        request_id: String,
+        request_id: super::headers::RequestId,
         in_flight: InFlight,
     ) -> Self {
         let ctx = ExchangeCtx::new(request_id, downstream.peer, downstream.scheme);
@@ -78,7 +78,7 @@ impl<'rt> Exchange<'rt> {
         let mut route = matched.route;
         tracing::debug!(route = ?route.name, virtual_host = matched.virtual_host, "matched");
         self.hooks = runtime.hooks.start(matched.id);
-        self.ctx.cluster = forward_of(route).map(|f| f.pick_cluster().to_owned());
+        self.ctx.cluster = forward_of(route).and_then(Forward::pick_cluster).cloned();
 
         if let Some(hooks) = self.hooks.as_mut() {
             match hooks.request_headers(&mut head, &mut self.ctx).await {
@@ -98,7 +98,7 @@ impl<'rt> Exchange<'rt> {
                 route = rerouted.route;
                 tracing::debug!(route = ?route.name, "re-routed by a hook");
                 if !self.ctx.cluster_overridden {
-                    self.ctx.cluster = forward_of(route).map(|f| f.pick_cluster().to_owned());
+                    self.ctx.cluster = forward_of(route).and_then(Forward::pick_cluster).cloned();
                 }
             }
         }
@@ -136,7 +136,7 @@ impl<'rt> Exchange<'rt> {
         upgrade: bool,
         route: &Route,
         forward: Option<&Forward>,
-        cluster: String,
+        cluster: Arc<str>,
     ) -> Response<ProxyBody> {
         route.request_headers.apply(&mut head.headers);
         if let Some(forward) = forward {

@@ -144,13 +144,61 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: &HeaderValue, scheme: &'st
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
 }
 
+/// An exchange's `x-request-id`: non-empty visible ASCII text, held as the
+/// header value itself, so the pipeline, logs and filters share its bytes
+/// rather than copy them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RequestId(HeaderValue);
+
+impl Default for RequestId {
+    /// The empty id, for a context that belongs to no request.
+    fn default() -> Self {
+        Self(HeaderValue::from_static(""))
+    }
+}
+
+impl RequestId {
+    /// `value` as a request id, unless it is empty or not visible ASCII.
+    pub fn new(value: &HeaderValue) -> Option<Self> {
+        (!value.is_empty() && value.to_str().is_ok()).then(|| Self(value.clone()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // `new` admits only visible ASCII, which `to_str` accepts.
+        self.0.to_str().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl From<&str> for RequestId {
+    /// An id from text (tests, benches); text that is no valid id gives the
+    /// empty one.
+    fn from(text: &str) -> Self {
+        HeaderValue::from_str(text)
+            .ok()
+            .and_then(|value| Self::new(&value))
+            .unwrap_or_default()
+    }
+}
+
 /// The request's `x-request-id`, generated (random 128-bit hex) when the
-/// client sent none or an empty one.
-pub fn ensure_request_id(headers: &mut HeaderMap) -> String {
-    if let Some(id) = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok())
-        && !id.is_empty()
-    {
-        return id.to_string();
+/// client sent none, an empty one or one that is not visible ASCII text.
+/// A generated id costs one allocation, shared by the header and the id.
+pub fn ensure_request_id(headers: &mut HeaderMap) -> RequestId {
+    if let Some(id) = headers.get(&X_REQUEST_ID).and_then(RequestId::new) {
+        return id;
     }
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let random = rand::random::<u128>();
@@ -158,10 +206,10 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> String {
     for (i, digit) in digits.iter_mut().enumerate() {
         *digit = HEX[((random >> (124 - 4 * i)) & 0xf) as usize];
     }
-    let id = String::from_utf8_lossy(&digits).into_owned();
-    let value = HeaderValue::from_str(&id).expect("hex digits are a valid header value");
-    headers.insert(X_REQUEST_ID.clone(), value);
-    id
+    let value = HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(digits))
+        .expect("hex digits are a valid header value");
+    headers.insert(X_REQUEST_ID.clone(), value.clone());
+    RequestId(value)
 }
 
 #[cfg(test)]
@@ -281,12 +329,30 @@ mod tests {
     #[test]
     fn request_ids_are_kept_or_generated_unique() {
         let mut given = headers(&[("x-request-id", "abc")]);
-        assert_eq!(ensure_request_id(&mut given), "abc");
+        assert_eq!(ensure_request_id(&mut given).as_str(), "abc");
+        let mut empty = headers(&[("x-request-id", "")]);
+        let replaced = ensure_request_id(&mut empty);
+        assert_eq!(replaced.as_str().len(), 32);
+        assert_eq!(empty.get("x-request-id").unwrap(), replaced.as_str());
+        let mut opaque = HeaderMap::new();
+        opaque.insert(
+            X_REQUEST_ID.clone(),
+            HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        );
+        let replaced = ensure_request_id(&mut opaque);
+        assert_eq!(
+            replaced.as_str().len(),
+            32,
+            "an id that is not text is replaced"
+        );
+        assert_eq!(opaque.get("x-request-id").unwrap(), replaced.as_str());
         let mut a = HeaderMap::new();
         let mut b = HeaderMap::new();
         let (id_a, id_b) = (ensure_request_id(&mut a), ensure_request_id(&mut b));
-        assert_eq!(id_a.len(), 32);
+        assert_eq!(id_a.as_str().len(), 32);
+        assert!(id_a.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(id_a, id_b);
         assert_eq!(a.get("x-request-id").unwrap(), id_a.as_str());
+        assert_eq!(format!("{id_a}"), id_a.as_str());
     }
 }

@@ -122,7 +122,7 @@ pub struct Completion {
     request_bytes: Arc<AtomicU64>,
     response_bytes: u64,
     status: u16,
-    upstream_cluster: Option<String>,
+    upstream_cluster: Option<Arc<str>>,
     local_response: bool,
     _in_flight: InFlight,
 }
@@ -135,7 +135,7 @@ impl Completion {
         ctx: ExchangeCtx,
         request_bytes: Arc<AtomicU64>,
         status: u16,
-        upstream_cluster: Option<String>,
+        upstream_cluster: Option<Arc<str>>,
         local_response: bool,
         in_flight: InFlight,
     ) -> Self {

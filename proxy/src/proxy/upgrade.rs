@@ -17,7 +17,7 @@ pub fn bridge(
     upstream: OnUpgrade,
     mut shutdown: ShutdownSignal,
     drain: Arc<DrainGuard>,
-    request_id: String,
+    request_id: super::headers::RequestId,
 ) {
     tokio::spawn(async move {
         let _drain = drain;

@@ -1,5 +1,6 @@
 //! What a matched route does: forward, answer directly, or redirect.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -49,10 +50,11 @@ pub struct Forward {
 
 #[derive(Debug)]
 enum ClusterTarget {
-    Single(String),
+    /// Names are shared with each exchange that picks them, not copied.
+    Single(Arc<str>),
     /// Clusters with the running total of weights up to and including each.
     Weighted {
-        clusters: Vec<(String, u64)>,
+        clusters: Vec<(Arc<str>, u64)>,
         total: u64,
     },
 }
@@ -141,7 +143,9 @@ impl Forward {
         field: &str,
     ) -> Result<Self, RoutingError> {
         let target = match (&config.cluster, config.weighted_clusters.as_slice()) {
-            (Some(cluster), []) if !cluster.is_empty() => ClusterTarget::Single(cluster.clone()),
+            (Some(cluster), []) if !cluster.is_empty() => {
+                ClusterTarget::Single(Arc::from(cluster.as_str()))
+            }
             (None, weighted) if !weighted.is_empty() => {
                 let mut total = 0u64;
                 let mut clusters = Vec::with_capacity(weighted.len());
@@ -153,7 +157,7 @@ impl Forward {
                         ));
                     }
                     total += u64::from(entry.weight);
-                    clusters.push((entry.cluster.clone(), total));
+                    clusters.push((Arc::from(entry.cluster.as_str()), total));
                 }
                 if total == 0 {
                     return Err(RoutingError::invalid(
@@ -222,19 +226,20 @@ impl Forward {
     }
 
     /// The cluster for one request: the configured one, or a weighted random
-    /// pick among `weighted_clusters`.
-    pub fn pick_cluster(&self) -> &str {
+    /// pick among `weighted_clusters`. Always `Some` for an action built
+    /// from a validated config (it names at least one cluster).
+    pub fn pick_cluster(&self) -> Option<&Arc<str>> {
         self.pick_cluster_with(&mut rand::rng())
     }
 
-    fn pick_cluster_with(&self, rng: &mut impl Rng) -> &str {
+    fn pick_cluster_with(&self, rng: &mut impl Rng) -> Option<&Arc<str>> {
         match &self.target {
-            ClusterTarget::Single(cluster) => cluster,
+            ClusterTarget::Single(cluster) => Some(cluster),
             ClusterTarget::Weighted { clusters, total } => {
                 let ticket = rng.random_range(0..*total);
                 let index = clusters.partition_point(|(_, running)| *running <= ticket);
                 // `ticket < total` = the last running total, so `index` is in range.
-                clusters.get(index).map_or("", |(cluster, _)| cluster)
+                clusters.get(index).map(|(cluster, _)| cluster)
             }
         }
     }
@@ -242,12 +247,12 @@ impl Forward {
     /// Every cluster this action may pick (for checking they exist).
     pub fn clusters(&self) -> impl Iterator<Item = &str> {
         let (single, weighted) = match &self.target {
-            ClusterTarget::Single(cluster) => (Some(cluster.as_str()), &[][..]),
+            ClusterTarget::Single(cluster) => (Some(&**cluster), &[][..]),
             ClusterTarget::Weighted { clusters, .. } => (None, clusters.as_slice()),
         };
         single
             .into_iter()
-            .chain(weighted.iter().map(|(cluster, _)| cluster.as_str()))
+            .chain(weighted.iter().map(|(cluster, _)| &**cluster))
     }
 
     /// The route's timeout until the upstream's response head, if it sets one.

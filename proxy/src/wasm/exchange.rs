@@ -357,7 +357,7 @@ impl ExchangeHooks for WasmExchange {
             duration_us: summary.duration_us,
             request_bytes: summary.request_bytes,
             response_bytes: summary.response_bytes,
-            upstream_cluster: summary.upstream_cluster,
+            upstream_cluster: summary.upstream_cluster.map(|name| name.to_string()),
             local_response: summary.local_response,
         };
         runtime.spawn(async move {

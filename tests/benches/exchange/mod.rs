@@ -47,7 +47,7 @@ pub async fn exchange(
 ) -> (request::Parts, response::Parts) {
     let peer = SocketAddr::from(([127, 0, 0, 1], 40_000));
     let mut hooks = filters.start(RouteId(0)).expect("route 0 has a chain");
-    let mut ctx = ExchangeCtx::new("bench-0001".to_owned(), peer, "http");
+    let mut ctx = ExchangeCtx::new("bench-0001".into(), peer, "http");
     match hooks.request_headers(&mut request, &mut ctx).await {
         Ok(Flow::Continue) => {}
         other => panic!("request_headers: {other:?}"),

@@ -137,7 +137,7 @@ impl wit::Host for HostState {}
 
 impl wit::HostRequest for HostState {
     fn id(&mut self, _request: Resource<RequestHandle>) -> wasmtime::Result<String> {
-        Ok(self.exchange.ctx.request_id.clone())
+        Ok(self.exchange.ctx.request_id.as_str().to_owned())
     }
 
     fn method(&mut self, handle: Resource<RequestHandle>) -> wasmtime::Result<String> {
@@ -276,13 +276,13 @@ impl wit::HostRequest for HostState {
         if !self.callouts.has_cluster(&name) {
             return Ok(Err(format!("unknown cluster `{name}`")));
         }
-        self.exchange.ctx.cluster = Some(name);
+        self.exchange.ctx.cluster = Some(name.into());
         self.exchange.ctx.cluster_overridden = true;
         Ok(Ok(()))
     }
 
     fn cluster(&mut self, _request: Resource<RequestHandle>) -> wasmtime::Result<Option<String>> {
-        Ok(self.exchange.ctx.cluster.clone())
+        Ok(self.exchange.ctx.cluster.as_deref().map(str::to_owned))
     }
 
     fn clear_route_cache(&mut self, _request: Resource<RequestHandle>) -> wasmtime::Result<()> {

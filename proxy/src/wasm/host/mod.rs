@@ -64,11 +64,11 @@ impl Phase {
 /// The parts of [`ExchangeCtx`] a filter can see or change.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct CtxData {
-    pub(crate) request_id: String,
+    pub(crate) request_id: crate::proxy::headers::RequestId,
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) scheme: &'static str,
     pub(crate) peer_identity: Option<String>,
-    pub(crate) cluster: Option<String>,
+    pub(crate) cluster: Option<Arc<str>>,
     pub(crate) cluster_overridden: bool,
     pub(crate) reroute: bool,
     pub(crate) properties: HashMap<String, String>,
