@@ -80,13 +80,8 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
         } else {
             Version::HTTP_11
         };
-        let mut spans = [FieldSpan::default(); MAX_HEADERS];
-        let count = parsed.headers.len();
-        for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
-            *span = FieldSpan::of(buf, field);
-        }
-        let block = buf.split_to(len).freeze();
-        let headers = spans_to_map(&block, &spans[..count])?;
+        let spans = FieldSpans::of(buf, parsed.headers);
+        let headers = spans.split_off(buf, len)?;
 
         let body = body_kind(status, method, &headers)?;
         let keep_alive = body != BodyKind::UntilClose
@@ -108,65 +103,66 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
     }
 }
 
-/// Where one field's name and value lie in the head's bytes: offsets, so
-/// the map can be built after the head is split off the read buffer.
+/// Where one field's name and value lie in a head's or trailer block's
+/// bytes: offsets, so the map can be built after the block is split off the
+/// read buffer (httparse's fields borrow it).
 #[derive(Clone, Copy, Default)]
 struct FieldSpan {
     name: (u32, u32),
     value: (u32, u32),
 }
 
-impl FieldSpan {
-    /// The span of `field`, which httparse found in `buf`.
-    fn of(buf: &[u8], field: &httparse::Header<'_>) -> Self {
+/// The spans of the fields httparse found in a block.
+struct FieldSpans {
+    spans: [FieldSpan; MAX_HEADERS],
+    count: usize,
+}
+
+impl FieldSpans {
+    /// The spans of `fields`, which httparse found in `buf`.
+    fn of(buf: &[u8], fields: &[httparse::Header<'_>]) -> Self {
         let base = buf.as_ptr() as usize;
         let range = |part: &[u8]| {
-            // A head is at most MAX_HEAD_BYTES long, so offsets fit in u32.
+            // A block is at most MAX_HEAD_BYTES long, so offsets fit in u32.
             let start = (part.as_ptr() as usize - base) as u32;
             (start, start + part.len() as u32)
         };
-        FieldSpan {
-            name: range(field.name.as_bytes()),
-            value: range(field.value),
+        let mut spans = [FieldSpan::default(); MAX_HEADERS];
+        for (span, field) in spans.iter_mut().zip(fields) {
+            *span = FieldSpan {
+                name: range(field.name.as_bytes()),
+                value: range(field.value),
+            };
+        }
+        FieldSpans {
+            spans,
+            count: fields.len(),
         }
     }
-}
 
-/// The response's header map. Values are slices of `block` (the head's
-/// bytes, split off the read buffer): no copy and no allocation per field.
-/// They keep the head's part of the read buffer alive only as long as the
-/// body's first bytes do, which share it.
-fn spans_to_map(block: &Bytes, spans: &[FieldSpan]) -> Result<HeaderMap, String> {
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for span in spans {
-        let (name_start, name_end) = (span.name.0 as usize, span.name.1 as usize);
-        let (value_start, value_end) = (span.value.0 as usize, span.value.1 as usize);
-        let raw_name = &block[name_start..name_end];
-        let name = HeaderName::from_bytes(raw_name).map_err(|_| {
-            format!(
-                "invalid header name {:?}",
-                String::from_utf8_lossy(raw_name)
-            )
-        })?;
-        let value = HeaderValue::from_maybe_shared(block.slice(value_start..value_end))
-            .map_err(|_| format!("invalid value for header {:?}", name.as_str()))?;
-        headers.append(name, value);
+    /// Split the block (its first `len` bytes) off `buf` and build its
+    /// header map. Values are slices of the block: no copy and no allocation
+    /// per field. They keep the block's part of the read buffer alive only
+    /// as long as the body bytes read with it do, which share it.
+    fn split_off(&self, buf: &mut BytesMut, len: usize) -> Result<HeaderMap, String> {
+        let block = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(self.count);
+        for span in &self.spans[..self.count] {
+            let (name_start, name_end) = (span.name.0 as usize, span.name.1 as usize);
+            let (value_start, value_end) = (span.value.0 as usize, span.value.1 as usize);
+            let raw_name = &block[name_start..name_end];
+            let name = HeaderName::from_bytes(raw_name).map_err(|_| {
+                format!(
+                    "invalid header name {:?}",
+                    String::from_utf8_lossy(raw_name)
+                )
+            })?;
+            let value = HeaderValue::from_maybe_shared(block.slice(value_start..value_end))
+                .map_err(|_| format!("invalid value for header {:?}", name.as_str()))?;
+            headers.append(name, value);
+        }
+        Ok(headers)
     }
-    Ok(headers)
-}
-
-/// Copy the fields out of the read buffer (trailers, which are rare), so
-/// the trailer map does not keep the buffer alive.
-fn fields_to_map(fields: &[httparse::Header<'_>]) -> Result<HeaderMap, String> {
-    let mut headers = HeaderMap::with_capacity(fields.len());
-    for field in fields {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| format!("invalid header name {:?}", field.name))?;
-        let value = HeaderValue::from_bytes(field.value)
-            .map_err(|_| format!("invalid value for header {:?}", field.name))?;
-        headers.append(name, value);
-    }
-    Ok(headers)
 }
 
 fn body_kind(status: StatusCode, method: &Method, headers: &HeaderMap) -> Result<BodyKind, String> {
@@ -284,9 +280,8 @@ impl Chunked {
                     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
                     return match httparse::parse_headers(buf, &mut fields) {
                         Ok(httparse::Status::Complete((len, fields))) => {
-                            let trailers = fields_to_map(fields)?;
-                            buf.advance(len);
-                            Ok(Step::End(Some(trailers)))
+                            let spans = FieldSpans::of(buf, fields);
+                            Ok(Step::End(Some(spans.split_off(buf, len)?)))
                         }
                         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
                             Err("trailer block too large".into())
