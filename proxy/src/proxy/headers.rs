@@ -182,17 +182,6 @@ impl std::fmt::Debug for RequestId {
     }
 }
 
-impl From<&str> for RequestId {
-    /// An id from text (tests, benches); text that is no valid id gives the
-    /// empty one.
-    fn from(text: &str) -> Self {
-        HeaderValue::from_str(text)
-            .ok()
-            .and_then(|value| Self::new(&value))
-            .unwrap_or_default()
-    }
-}
-
 /// The request's `x-request-id`, generated (random 128-bit hex) when the
 /// client sent none, an empty one or one that is not visible ASCII text.
 /// A generated id costs one allocation, shared by the header and the id.

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use http::{request, response};
 use weir_proxy::phases::{ExchangeCtx, ExchangeSummary, Flow, HooksFactory};
+use weir_proxy::proxy::headers::RequestId;
 use weir_proxy::routing::RouteId;
 use weir_proxy::wasm::FilterSet;
 
@@ -47,7 +48,9 @@ pub async fn exchange(
 ) -> (request::Parts, response::Parts) {
     let peer = SocketAddr::from(([127, 0, 0, 1], 40_000));
     let mut hooks = filters.start(RouteId(0)).expect("route 0 has a chain");
-    let mut ctx = ExchangeCtx::new("bench-0001".into(), peer, "http");
+    let request_id =
+        RequestId::new(&http::HeaderValue::from_static("bench-0001")).expect("a valid request id");
+    let mut ctx = ExchangeCtx::new(request_id, peer, "http");
     match hooks.request_headers(&mut request, &mut ctx).await {
         Ok(Flow::Continue) => {}
         other => panic!("request_headers: {other:?}"),
