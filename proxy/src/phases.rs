@@ -134,7 +134,16 @@ pub trait ExchangeHooks: Send {
         Box::pin(async { Ok(Flow::Continue) })
     }
 
-    /// Wrap the request body on its way upstream. Default: unchanged.
+    /// True when [`Self::request_body`] wraps the body (some hook looks at
+    /// it). Only then does the pipeline call it, and watch the wrapped stream
+    /// for a hook's failure to answer for. Asked after `request_headers`.
+    /// Default: false.
+    fn wraps_request_body(&self) -> bool {
+        false
+    }
+
+    /// Wrap the request body on its way upstream; called only when
+    /// [`Self::wraps_request_body`] says so. Default: unchanged.
     fn request_body(&mut self, body: ProxyBody) -> ProxyBody {
         body
     }

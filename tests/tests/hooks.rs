@@ -93,6 +93,10 @@ impl ExchangeHooks for Hooks {
         })
     }
 
+    fn wraps_request_body(&self) -> bool {
+        self.route == 5
+    }
+
     fn request_body(&mut self, body: ProxyBody) -> ProxyBody {
         if self.route == 5 {
             body::boxed(LimitedBody {

@@ -239,17 +239,18 @@ impl<'rt> Exchange<'rt> {
             .await
     }
 
-    /// The request body on its way upstream: counted, then wrapped by hooks.
+    /// The request body on its way upstream: counted, then wrapped by hooks
+    /// that look at it.
     fn request_body(&mut self, body: Incoming) -> ProxyBody {
         let counted = body::boxed(CountingBody::new(body, Arc::clone(&self.request_bytes)));
         match self.hooks.as_mut() {
-            Some(hooks) => {
+            Some(hooks) if hooks.wraps_request_body() => {
                 let wrapped = hooks.request_body(counted);
                 let slot = HookErrorSlot::default();
                 self.request_body_error = Some(Arc::clone(&slot));
                 body::boxed(HookErrorCapture::new(wrapped, slot))
             }
-            None => counted,
+            _ => counted,
         }
     }
 

@@ -74,6 +74,10 @@ pub async fn handle(
     let close_unless_switched = head.version <= Version::HTTP_11
         && (head.headers.contains_key(header::UPGRADE) || head.method == Method::CONNECT);
     headers::strip_hop_by_hop(&mut head.headers, upgrade);
+    // Room for the three headers added next: hyper sized the map to the
+    // fields it parsed, and growing it one insert at a time took two
+    // reallocations of its table and entries.
+    head.headers.reserve(3);
     let request_id = headers::ensure_request_id(&mut head.headers);
     headers::set_forwarded(
         &mut head.headers,

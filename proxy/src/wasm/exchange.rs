@@ -7,10 +7,10 @@
 //! A `respond` from a response phase replaces the response and ends the
 //! response chain. Filters that failed open are skipped from then on.
 //!
-//! The exchange data a filter works on is moved into the instance's store
-//! for each call and back out after it; if the pipeline drops a hook future
-//! half-way, the head and context it lent are left emptied (the exchange is
-//! being abandoned anyway).
+//! The exchange data a filter works on is one box per exchange, swapped into
+//! the instance's store for each call and back out after it; if the pipeline
+//! drops a hook future half-way, the head and context it lent are left
+//! emptied (the exchange is being abandoned anyway).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,22 +28,32 @@ use crate::wasm::host::http::local_response;
 use crate::wasm::host::{CtxData, ExchangeData, Phase};
 use crate::wasm::instance::{FilterHandle, PhaseCall};
 
+/// One filter of the chain as this exchange calls it.
+struct ChainMember {
+    handle: FilterHandle,
+    /// Failed (fail open) in an earlier phase: skipped from then on.
+    failed: bool,
+}
+
 /// The chain driver for one exchange.
 pub(crate) struct WasmExchange {
     chain: Arc<RouteChain>,
-    handles: Vec<FilterHandle>,
+    /// In chain order, as `chain.filters`.
+    members: Vec<ChainMember>,
     /// How many filters the request phase reached (response phases run over these).
     reached: usize,
-    /// Filters that failed (fail open) and are skipped from then on.
-    failed: Vec<bool>,
-    /// Copy of the request head for later phases.
-    request: Option<http::request::Parts>,
+    /// What the header phases work on: the request head (lent in
+    /// request-headers, then the copy later phases see), the response head
+    /// (lent in response-headers) and the context. One allocation for the
+    /// exchange, swapped in and out of each instance's store.
+    data: Box<ExchangeData>,
     /// Copy of the response head for response body phases.
     response: Option<http::response::Parts>,
     /// Copy of the context for body phases (which get no `ExchangeCtx`).
     ctx: Option<CtxData>,
-    /// Properties as the body phases left them, merged into later phases.
-    body_properties: PropertySink,
+    /// Properties as the body phases left them, merged into later phases;
+    /// made when the first body pipeline is.
+    body_properties: Option<PropertySink>,
 }
 
 fn empty_request() -> http::request::Parts {
@@ -73,28 +83,30 @@ fn copy_response(head: &http::response::Parts) -> http::response::Parts {
 
 impl WasmExchange {
     pub(crate) fn new(chain: Arc<RouteChain>) -> Self {
-        let handles = chain
+        let members = chain
             .filters
             .iter()
-            .map(|f| FilterHandle::new(f.pool.clone()))
+            .map(|f| ChainMember {
+                handle: FilterHandle::new(f.pool.clone()),
+                failed: false,
+            })
             .collect();
-        let failed = vec![false; chain.filters.len()];
         WasmExchange {
             chain,
-            handles,
+            members,
             reached: 0,
-            failed,
-            request: None,
+            data: Box::default(),
             response: None,
             ctx: None,
-            body_properties: PropertySink::default(),
+            body_properties: None,
         }
     }
 
     /// Indices of reached, healthy filters listing `phase`, in chain order.
     fn active(&self, phase: Phases) -> impl DoubleEndedIterator<Item = usize> + '_ {
-        (0..self.reached)
-            .filter(move |&i| !self.failed[i] && self.chain.filters[i].phases.contains(phase))
+        (0..self.reached).filter(move |&i| {
+            !self.members[i].failed && self.chain.filters[i].phases.contains(phase)
+        })
     }
 
     /// Handle one phase result; `Ok(Some(flow))` ends the loop.
@@ -118,14 +130,11 @@ impl WasmExchange {
             }
             Err(failure) => failure,
         };
-        self.failed[i] = true;
+        self.members[i].failed = true;
         self.chain.filters[i].failed(phase, &failure).map(|()| None)
     }
 
-    async fn run_request_headers(
-        &mut self,
-        data: &mut Box<ExchangeData>,
-    ) -> Result<Flow, HookError> {
+    async fn run_request_headers(&mut self) -> Result<Flow, HookError> {
         for i in 0..self.chain.filters.len() {
             self.reached = i + 1;
             if !self.chain.filters[i]
@@ -134,7 +143,10 @@ impl WasmExchange {
             {
                 continue;
             }
-            let result = self.handles[i].run(PhaseCall::RequestHeaders, data).await;
+            let result = self.members[i]
+                .handle
+                .run(PhaseCall::RequestHeaders, &mut self.data)
+                .await;
             if let Some(flow) = self.outcome(i, Phase::RequestHeaders, result).await? {
                 return Ok(flow);
             }
@@ -142,21 +154,21 @@ impl WasmExchange {
         Ok(Flow::Continue)
     }
 
-    async fn run_response_headers(
-        &mut self,
-        data: &mut Box<ExchangeData>,
-    ) -> Result<Flow, HookError> {
+    async fn run_response_headers(&mut self) -> Result<Flow, HookError> {
         // Walked by index: the loop body needs `&mut self`. A filter that
         // fails open here is not revisited, so checking as we go is the same.
         for i in (0..self.reached).rev() {
-            if self.failed[i]
+            if self.members[i].failed
                 || !self.chain.filters[i]
                     .phases
                     .contains(Phases::RESPONSE_HEADERS)
             {
                 continue;
             }
-            let result = self.handles[i].run(PhaseCall::ResponseHeaders, data).await;
+            let result = self.members[i]
+                .handle
+                .run(PhaseCall::ResponseHeaders, &mut self.data)
+                .await;
             if let Some(flow) = self.outcome(i, Phase::ResponseHeaders, result).await? {
                 return Ok(flow);
             }
@@ -177,7 +189,7 @@ impl WasmExchange {
                     BodyDirection::Request => filter.request_body,
                     BodyDirection::Response => filter.response_body,
                 };
-                BodyStage::new(self.handles[i].clone(), filter, mode)
+                BodyStage::new(self.members[i].handle.clone(), filter, mode)
             })
             .collect()
     }
@@ -198,11 +210,10 @@ impl WasmExchange {
 
     /// Bring in the properties body phases set since the last look.
     fn merge_body_properties(&self, ctx: &mut ExchangeCtx) {
-        let taken = self
-            .body_properties
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let Some(sink) = &self.body_properties else {
+            return;
+        };
+        let taken = sink.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(properties) = taken {
             ctx.properties.extend(properties);
         }
@@ -220,20 +231,16 @@ impl ExchangeHooks for WasmExchange {
         ctx: &'a mut ExchangeCtx,
     ) -> BoxFuture<'a, Result<Flow, HookError>> {
         Box::pin(async move {
-            let request = std::mem::replace(head, empty_request());
-            let mut data = Box::new(ExchangeData {
-                request: Some(request),
-                ctx: CtxData::take(ctx),
-                ..Default::default()
-            });
-            let result = self.run_request_headers(&mut data).await;
-            *head = data.request.take().unwrap_or_else(empty_request);
+            self.data.request = Some(std::mem::replace(head, empty_request()));
+            self.data.ctx = CtxData::take(ctx);
+            let result = self.run_request_headers().await;
+            *head = self.data.request.take().unwrap_or_else(empty_request);
             if self.has_body_phase() {
-                self.ctx = Some(data.ctx.clone());
+                self.ctx = Some(self.data.ctx.clone());
             }
-            data.ctx.restore(ctx);
+            std::mem::take(&mut self.data.ctx).restore(ctx);
             if self.chain.keeps_request {
-                self.request = Some(copy_request(head));
+                self.data.request = Some(copy_request(head));
             }
             if self.has_phase(Phases::REQUEST_BODY) {
                 // A body filter may change the length.
@@ -243,6 +250,10 @@ impl ExchangeHooks for WasmExchange {
         })
     }
 
+    fn wraps_request_body(&self) -> bool {
+        self.has_phase(Phases::REQUEST_BODY)
+    }
+
     fn request_body(&mut self, body: ProxyBody) -> ProxyBody {
         let stages = self.body_stages(BodyDirection::Request);
         if stages.is_empty() {
@@ -250,7 +261,8 @@ impl ExchangeHooks for WasmExchange {
         }
         let data = Box::new(ExchangeData {
             request: Some(
-                self.request
+                self.data
+                    .request
                     .as_ref()
                     .map(copy_request)
                     .unwrap_or_else(empty_request),
@@ -258,13 +270,8 @@ impl ExchangeHooks for WasmExchange {
             ctx: self.ctx.clone().unwrap_or_default(),
             ..Default::default()
         });
-        wrap_body(
-            body,
-            stages,
-            BodyDirection::Request,
-            data,
-            self.body_properties.clone(),
-        )
+        let properties = self.body_properties.get_or_insert_default().clone();
+        wrap_body(body, stages, BodyDirection::Request, data, properties)
     }
 
     fn buffers_request_body(&self) -> bool {
@@ -285,20 +292,15 @@ impl ExchangeHooks for WasmExchange {
                 return Ok(Flow::Continue);
             }
             self.merge_body_properties(ctx);
-            let response = std::mem::replace(head, empty_response());
-            let mut data = Box::new(ExchangeData {
-                request: Some(self.request.take().unwrap_or_else(empty_request)),
-                response: Some(response),
-                ctx: CtxData::take(ctx),
-                ..Default::default()
-            });
-            let result = self.run_response_headers(&mut data).await;
-            self.request = data.request.take();
-            *head = data.response.take().unwrap_or_else(empty_response);
+            self.data.request.get_or_insert_with(empty_request);
+            self.data.response = Some(std::mem::replace(head, empty_response()));
+            self.data.ctx = CtxData::take(ctx);
+            let result = self.run_response_headers().await;
+            *head = self.data.response.take().unwrap_or_else(empty_response);
             if self.has_body_phase() {
-                self.ctx = Some(data.ctx.clone());
+                self.ctx = Some(self.data.ctx.clone());
             }
-            data.ctx.restore(ctx);
+            std::mem::take(&mut self.data.ctx).restore(ctx);
             if self.has_phase(Phases::RESPONSE_BODY) {
                 head.headers.remove(CONTENT_LENGTH);
                 self.response = Some(copy_response(head));
@@ -314,7 +316,8 @@ impl ExchangeHooks for WasmExchange {
         }
         let data = Box::new(ExchangeData {
             request: Some(
-                self.request
+                self.data
+                    .request
                     .as_ref()
                     .map(copy_request)
                     .unwrap_or_else(empty_request),
@@ -328,16 +331,11 @@ impl ExchangeHooks for WasmExchange {
             ctx: self.ctx.clone().unwrap_or_default(),
             ..Default::default()
         });
-        wrap_body(
-            body,
-            stages,
-            BodyDirection::Response,
-            data,
-            self.body_properties.clone(),
-        )
+        let properties = self.body_properties.get_or_insert_default().clone();
+        wrap_body(body, stages, BodyDirection::Response, data, properties)
     }
 
-    fn done(mut self: Box<Self>, mut ctx: ExchangeCtx, summary: ExchangeSummary) {
+    fn done(self: Box<Self>, mut ctx: ExchangeCtx, summary: ExchangeSummary) {
         let order: Vec<usize> = self.active(Phases::DONE).rev().collect();
         if order.is_empty() {
             return;
@@ -347,11 +345,15 @@ impl ExchangeHooks for WasmExchange {
             return;
         };
         self.merge_body_properties(&mut ctx);
-        let mut data = Box::new(ExchangeData {
-            request: Some(self.request.take().unwrap_or_else(empty_request)),
-            ctx: CtxData::take(&mut ctx),
-            ..Default::default()
-        });
+        let WasmExchange {
+            chain,
+            members,
+            mut data,
+            ..
+        } = *self;
+        data.request.get_or_insert_with(empty_request);
+        data.response = None;
+        data.ctx = CtxData::take(&mut ctx);
         let summary = Summary {
             status: summary.status,
             duration_us: summary.duration_us,
@@ -362,12 +364,13 @@ impl ExchangeHooks for WasmExchange {
         };
         runtime.spawn(async move {
             for i in order {
-                let result = self.handles[i]
+                let result = members[i]
+                    .handle
                     .run(PhaseCall::Done(summary.clone()), &mut data)
                     .await;
                 if let Err(failure) = result {
                     // Nothing left to fail: log and count whatever the mode.
-                    let _ = self.chain.filters[i].failed(Phase::Done, &failure);
+                    let _ = chain.filters[i].failed(Phase::Done, &failure);
                 }
             }
         });

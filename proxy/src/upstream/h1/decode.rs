@@ -16,6 +16,10 @@ pub(super) const MAX_HEADERS: usize = 100;
 pub(super) const MAX_HEAD_BYTES: usize = 400 * 1024;
 /// Longest chunk-size line (size and extensions).
 const MAX_CHUNK_LINE: usize = 4096;
+/// Header slots a response head's map gets beyond the fields it arrived
+/// with: room for what the route's `response_headers` and filters add on the
+/// way to the client without growing the map (two reallocations).
+const RESPONSE_HEADER_ROOM: usize = 2;
 
 /// How the response body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +85,7 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
             Version::HTTP_11
         };
         let spans = FieldSpans::of(buf, parsed.headers);
-        let headers = spans.split_off(buf, len)?;
+        let headers = spans.split_off(buf, len, RESPONSE_HEADER_ROOM)?;
 
         let body = body_kind(status, method, &headers)?;
         let keep_alive = body != BodyKind::UntilClose
@@ -144,9 +148,10 @@ impl FieldSpans {
     /// header map. Values are slices of the block: no copy and no allocation
     /// per field. They keep the block's part of the read buffer alive only
     /// as long as the body bytes read with it do, which share it.
-    fn split_off(&self, buf: &mut BytesMut, len: usize) -> Result<HeaderMap, String> {
+    /// The map has room for `room` more fields.
+    fn split_off(&self, buf: &mut BytesMut, len: usize, room: usize) -> Result<HeaderMap, String> {
         let block = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(self.count);
+        let mut headers = HeaderMap::with_capacity(self.count + room);
         for span in &self.spans[..self.count] {
             let (name_start, name_end) = (span.name.0 as usize, span.name.1 as usize);
             let (value_start, value_end) = (span.value.0 as usize, span.value.1 as usize);
@@ -281,7 +286,7 @@ impl Chunked {
                     return match httparse::parse_headers(buf, &mut fields) {
                         Ok(httparse::Status::Complete((len, fields))) => {
                             let spans = FieldSpans::of(buf, fields);
-                            Ok(Step::End(Some(spans.split_off(buf, len)?)))
+                            Ok(Step::End(Some(spans.split_off(buf, len, 0)?)))
                         }
                         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
                             Err("trailer block too large".into())
