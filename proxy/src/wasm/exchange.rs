@@ -44,11 +44,10 @@ pub(crate) struct WasmExchange {
     reached: usize,
     /// What the header phases work on: the request head (lent in
     /// request-headers, then the copy later phases see), the response head
-    /// (lent in response-headers) and the context. One allocation for the
-    /// exchange, swapped in and out of each instance's store.
+    /// (lent in response-headers, then the copy response body phases see)
+    /// and the context. One allocation for the exchange, swapped in and out
+    /// of each instance's store.
     data: Box<ExchangeData>,
-    /// Copy of the response head for response body phases.
-    response: Option<http::response::Parts>,
     /// Copy of the context for body phases (which get no `ExchangeCtx`).
     ctx: Option<CtxData>,
     /// Properties as the body phases left them, merged into later phases;
@@ -96,7 +95,6 @@ impl WasmExchange {
             members,
             reached: 0,
             data: Box::default(),
-            response: None,
             ctx: None,
             body_properties: None,
         }
@@ -303,7 +301,7 @@ impl ExchangeHooks for WasmExchange {
             std::mem::take(&mut self.data.ctx).restore(ctx);
             if self.has_phase(Phases::RESPONSE_BODY) {
                 head.headers.remove(CONTENT_LENGTH);
-                self.response = Some(copy_response(head));
+                self.data.response = Some(copy_response(head));
             }
             result
         })
@@ -323,7 +321,8 @@ impl ExchangeHooks for WasmExchange {
                     .unwrap_or_else(empty_request),
             ),
             response: Some(
-                self.response
+                self.data
+                    .response
                     .as_ref()
                     .map(copy_response)
                     .unwrap_or_else(empty_response),
