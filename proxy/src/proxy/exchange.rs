@@ -78,7 +78,7 @@ impl<'rt> Exchange<'rt> {
         let mut route = matched.route;
         tracing::debug!(route = ?route.name, virtual_host = matched.virtual_host, "matched");
         self.hooks = runtime.hooks.start(matched.id);
-        self.ctx.cluster = forward_of(route).and_then(Forward::pick_cluster).cloned();
+        self.ctx.cluster = cluster_of(route);
 
         if let Some(hooks) = self.hooks.as_mut() {
             match hooks.request_headers(&mut head, &mut self.ctx).await {
@@ -98,7 +98,7 @@ impl<'rt> Exchange<'rt> {
                 route = rerouted.route;
                 tracing::debug!(route = ?route.name, "re-routed by a hook");
                 if !self.ctx.cluster_overridden {
-                    self.ctx.cluster = forward_of(route).and_then(Forward::pick_cluster).cloned();
+                    self.ctx.cluster = cluster_of(route);
                 }
             }
         }
@@ -341,6 +341,11 @@ fn forward_of(route: &Route) -> Option<&Forward> {
         RouteAction::Forward(forward) => Some(forward),
         _ => None,
     }
+}
+
+/// The cluster `route` sends this request to, if it forwards.
+fn cluster_of(route: &Route) -> Option<Arc<str>> {
+    forward_of(route).and_then(Forward::pick_cluster).cloned()
 }
 
 fn direct_response(direct: &DirectResponse) -> Response<ProxyBody> {
