@@ -97,16 +97,13 @@ impl ExchangeHooks for Hooks {
         self.route == 5
     }
 
+    // Called only for the route `wraps_request_body` names.
     fn request_body(&mut self, body: ProxyBody) -> ProxyBody {
-        if self.route == 5 {
-            body::boxed(LimitedBody {
-                inner: body,
-                seen: 0,
-                limit: 10,
-            })
-        } else {
-            body
-        }
+        body::boxed(LimitedBody {
+            inner: body,
+            seen: 0,
+            limit: 10,
+        })
     }
 
     fn response_headers<'a>(
