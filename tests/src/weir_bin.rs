@@ -58,6 +58,18 @@ pub fn command() -> Command {
     Command::new(path())
 }
 
+/// A `weir` command whose process may map at most `kib` KiB of address
+/// space (`ulimit -v`, RLIMIT_AS), as in a constrained container. Arguments
+/// added to it go to `weir`.
+pub fn command_with_address_limit(kib: u64) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", r#"ulimit -v "$0" && exec "$@""#])
+        .arg(kib.to_string())
+        .arg(path());
+    command
+}
+
 /// Run `weir ARGS` to completion.
 pub fn run(args: &[&str]) -> Output {
     command().args(args).output().expect("run weir")
@@ -75,20 +87,26 @@ impl RunningWeir {
     /// `weir run --no-watch --config CONFIG` with `envs` added to, and
     /// `removed` taken out of, the environment.
     pub fn start(config: &Path, envs: &[(&str, &str)], removed: &[&str]) -> Self {
-        use std::io::BufRead;
         let mut command = command();
-        command
-            .args(["run", "--no-watch", "--log-format", "json", "--log-level"])
-            .args(["info", "--config"])
-            .arg(config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
         for (name, value) in envs {
             command.env(name, value);
         }
         for name in removed {
             command.env_remove(name);
         }
+        Self::spawn(command, config)
+    }
+
+    /// `COMMAND run --no-watch --config CONFIG`, where `command` runs `weir`
+    /// (e.g. [`command_with_address_limit`]).
+    pub fn spawn(mut command: Command, config: &Path) -> Self {
+        use std::io::BufRead;
+        command
+            .args(["run", "--no-watch", "--log-format", "json", "--log-level"])
+            .args(["info", "--config"])
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
         let mut child = command.spawn().expect("start weir run");
         let stderr = child.stderr.take().expect("piped stderr");
         Self {

@@ -141,6 +141,8 @@ fn defaults_are_applied() {
         Duration::from_millis(10)
     );
     assert_eq!(config.wasm.max_instances_per_filter, 1024);
+    assert_eq!(config.wasm.max_instances, 4096);
+    assert_eq!(config.wasm.max_memory_mib, 256);
     assert_eq!(config.wasm.max_stack_kib, 512);
     let direct = config.virtual_hosts[0].routes[0]
         .direct_response

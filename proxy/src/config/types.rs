@@ -133,8 +133,20 @@ pub struct WasmConfig {
     #[serde(default)]
     pub default_limits: FilterLimits,
     /// Most instances kept alive (idle or busy) per filter. Default 1024.
+    /// `max_instances` caps all filters together.
     #[serde(default = "defaults::max_instances_per_filter")]
     pub max_instances_per_filter: u32,
+    /// Instance slots the engine reserves for all filters together (its
+    /// pooling allocator's size). Default 4096. Engine-wide; read at start,
+    /// so a change needs a restart.
+    #[serde(default = "defaults::max_instances")]
+    pub max_instances: u32,
+    /// Largest linear memory any filter may be given (`limits.memory_mib`),
+    /// in MiB, 1..=4096, default 256. Every instance slot reserves this much
+    /// address space (not memory), so `max_instances` × 2 × this is the
+    /// engine's reservation. Engine-wide; read at start.
+    #[serde(default = "defaults::max_memory_mib")]
+    pub max_memory_mib: u32,
     /// Guest stack limit in KiB, 64..=1024, default 512. Engine-wide: the
     /// same for every filter; read at start, so a change needs a restart.
     #[serde(default = "defaults::max_stack_kib")]
@@ -147,6 +159,8 @@ impl Default for WasmConfig {
             cache_dir: None,
             default_limits: FilterLimits::default(),
             max_instances_per_filter: defaults::max_instances_per_filter(),
+            max_instances: defaults::max_instances(),
+            max_memory_mib: defaults::max_memory_mib(),
             max_stack_kib: defaults::max_stack_kib(),
         }
     }
@@ -561,6 +575,14 @@ pub mod defaults {
     /// 1024 instances per filter.
     pub fn max_instances_per_filter() -> u32 {
         1024
+    }
+    /// 4096 instance slots in the engine, over all filters.
+    pub fn max_instances() -> u32 {
+        4096
+    }
+    /// 256 MiB: the largest linear memory a filter may be given.
+    pub fn max_memory_mib() -> u32 {
+        256
     }
     /// 512 KiB of guest stack (wasmtime's default).
     pub fn max_stack_kib() -> u32 {

@@ -77,9 +77,14 @@ impl Manager {
         if state.declared.control != new.control {
             tracing::warn!("control settings changed: they take effect at the next restart");
         }
-        if state.declared.wasm.max_stack_kib != new.wasm.max_stack_kib {
+        let engine = |c: &Config| {
+            let w = &c.wasm;
+            (w.max_stack_kib, w.max_instances, w.max_memory_mib)
+        };
+        if engine(&state.declared) != engine(&new) {
             tracing::warn!(
-                "wasm.max_stack_kib changed: the engine's stack limit takes effect at the next restart"
+                "wasm.max_stack_kib, max_instances or max_memory_mib changed: \
+                 the engine's sizing takes effect at the next restart"
             );
         }
         let summary = ApplySummary::between(&state.declared, &new);

@@ -125,9 +125,20 @@ pub enum FilterLoadError {
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The engine rejected its configuration (e.g. the pooling allocator
-    /// could not reserve its memory).
-    #[error("cannot create the WebAssembly engine: {0}")]
-    Engine(String),
+    /// could not reserve its address space under `ulimit -v`).
+    #[error(
+        "cannot create the WebAssembly engine with {max_instances} instance slots of up to \
+         {max_memory_mib} MiB (wasm.max_instances, wasm.max_memory_mib): {reason}; \
+         where address space is limited (ulimit -v), lower them"
+    )]
+    Engine {
+        /// `wasm.max_instances` the engine was sized with.
+        max_instances: u32,
+        /// `wasm.max_memory_mib` the engine was sized with.
+        max_memory_mib: u32,
+        /// What wasmtime said.
+        reason: String,
+    },
     /// The compiled-module cache directory could not be set up.
     #[error("cannot use the module cache directory {}: {reason}", path.display())]
     Cache {

@@ -232,7 +232,8 @@ fn check_limits(
     let max = rt.options().max_memory_mib;
     if limits.memory_mib == 0 || limits.memory_mib > max {
         return Err(invalid(format!(
-            "limits.memory_mib must be between 1 and {max}, not {}",
+            "limits.memory_mib must be between 1 and {max} (the running engine's \
+             wasm.max_memory_mib; a raised one takes effect at the next restart), not {}",
             limits.memory_mib
         )));
     }

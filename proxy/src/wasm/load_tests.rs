@@ -61,6 +61,17 @@ fn the_configured_stack_limit_reaches_the_engine() {
     }
 }
 
+#[test]
+fn the_configured_engine_sizing_reaches_the_runtime() {
+    let mut config = config("[]");
+    config.wasm.max_instances = 8;
+    config.wasm.max_memory_mib = 16;
+    let rt = WasmRuntime::new(RuntimeOptions::from_config(&config.wasm))
+        .expect("an engine of 8 slots of 16 MiB");
+    assert_eq!(rt.options().max_instances, 8);
+    assert_eq!(rt.options().max_memory_mib, 16);
+}
+
 #[tokio::test]
 async fn no_filters_means_no_hooks() {
     let rt = runtime();

@@ -41,8 +41,8 @@ pub struct RuntimeOptions {
 impl Default for RuntimeOptions {
     fn default() -> Self {
         RuntimeOptions {
-            max_instances: 4096,
-            max_memory_mib: 256,
+            max_instances: crate::config::defaults::max_instances(),
+            max_memory_mib: crate::config::defaults::max_memory_mib(),
             max_wasm_stack: crate::config::defaults::max_stack_kib() as usize * 1024,
             cache_dir: None,
         }
@@ -50,13 +50,14 @@ impl Default for RuntimeOptions {
 }
 
 impl RuntimeOptions {
-    /// Defaults, plus the cache directory and the stack limit
-    /// (`wasm.max_stack_kib`) from the config.
+    /// The engine sizing from the config's `wasm` section: instance slots,
+    /// largest memory, stack limit and cache directory.
     pub fn from_config(config: &WasmConfig) -> Self {
         RuntimeOptions {
-            cache_dir: config.cache_dir.as_ref().map(PathBuf::from),
+            max_instances: config.max_instances,
+            max_memory_mib: config.max_memory_mib,
             max_wasm_stack: config.max_stack_kib as usize * 1024,
-            ..Self::default()
+            cache_dir: config.cache_dir.as_ref().map(PathBuf::from),
         }
     }
 }
@@ -124,8 +125,11 @@ impl std::fmt::Debug for WasmRuntime {
 impl WasmRuntime {
     /// Create the engine, linker and epoch ticker.
     pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
-        let engine = Engine::new(&engine_config(&options)?)
-            .map_err(|e| RuntimeError::Engine(describe(&e)))?;
+        let engine = Engine::new(&engine_config(&options)?).map_err(|e| RuntimeError::Engine {
+            max_instances: options.max_instances,
+            max_memory_mib: options.max_memory_mib,
+            reason: describe(&e),
+        })?;
         let linker_error = |e: wasmtime::Error| RuntimeError::Linker(describe(&e));
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(linker_error)?;

@@ -35,8 +35,19 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationIssue>> {
 
 /// Smallest CPU budget a filter phase call may be given.
 const MIN_CPU_PER_CALL: Duration = Duration::from_millis(1);
-/// Largest memory cap a filter may be given, in MiB.
+/// Largest `wasm.max_memory_mib`: all a wasm32 memory can address.
 const MAX_MEMORY_MIB: u32 = 4096;
+/// Most address space the engine's instance slots may reserve: half of
+/// x86-64's 128 TiB user address space.
+const MAX_ENGINE_RESERVATION: u64 = 64 << 40;
+
+/// Address space the pooling allocator reserves (not commits): two memories
+/// per instance slot, each its size plus a 64 KiB guard, and a 2 MiB async
+/// stack per slot. Mirrors `wasm::runtime`'s engine configuration.
+fn engine_reservation_bytes(max_instances: u32, max_memory_mib: u32) -> u64 {
+    let memory = (u64::from(max_memory_mib) << 20) + (64 << 10);
+    u64::from(max_instances) * (2 * memory + (2 << 20))
+}
 /// Allowed `wasm.max_stack_kib`. The guest stack lives inside wasmtime's
 /// 2 MiB async stack, and host functions need the rest of it.
 const STACK_KIB: std::ops::RangeInclusive<u32> = 64..=1024;
@@ -187,6 +198,7 @@ impl<'c> Checker<'c> {
                 "must not be empty (leave it out for no cache)",
             );
         }
+        self.engine_sizing(&path);
         self.filter_limits(path.key("default_limits"), &wasm.default_limits);
         if wasm.max_instances_per_filter < 1 {
             self.report(path.key("max_instances_per_filter"), "must be at least 1");
@@ -206,9 +218,46 @@ impl<'c> Checker<'c> {
         if limits.cpu_per_call < MIN_CPU_PER_CALL {
             self.report(path.key("cpu_per_call"), "must be at least 1ms");
         }
-        if !(1..=MAX_MEMORY_MIB).contains(&limits.memory_mib) {
-            let reason = format!("must be from 1 to {MAX_MEMORY_MIB} (MiB)");
+        let engine_max = self.config.wasm.max_memory_mib;
+        if limits.memory_mib < 1 {
+            self.report(path.key("memory_mib"), "must be at least 1 (MiB)");
+        } else if limits.memory_mib > engine_max && (1..=MAX_MEMORY_MIB).contains(&engine_max) {
+            let reason = format!(
+                "must be at most wasm.max_memory_mib ({engine_max} MiB), not {}; \
+                 raise wasm.max_memory_mib to allow more",
+                limits.memory_mib
+            );
             self.report(path.key("memory_mib"), reason);
+        }
+    }
+
+    /// The engine's sizing: instance slots, largest memory, and the address
+    /// space they reserve together.
+    fn engine_sizing(&mut self, path: &FieldPath) {
+        let wasm = &self.config.wasm;
+        if wasm.max_instances < 1 {
+            self.report(path.key("max_instances"), "must be at least 1");
+        }
+        if !(1..=MAX_MEMORY_MIB).contains(&wasm.max_memory_mib) {
+            let reason = format!(
+                "must be from 1 to {MAX_MEMORY_MIB} (MiB), not {}",
+                wasm.max_memory_mib
+            );
+            self.report(path.key("max_memory_mib"), reason);
+            return;
+        }
+        let reserved = engine_reservation_bytes(wasm.max_instances, wasm.max_memory_mib);
+        if reserved > MAX_ENGINE_RESERVATION {
+            let reason = format!(
+                "{} instance slots with up to {} MiB of memory each would reserve {:.1} TiB \
+                 of address space, more than the {} TiB allowed; lower wasm.max_instances \
+                 or wasm.max_memory_mib",
+                wasm.max_instances,
+                wasm.max_memory_mib,
+                reserved as f64 / (1u64 << 40) as f64,
+                MAX_ENGINE_RESERVATION >> 40
+            );
+            self.report(path.key("max_instances"), reason);
         }
     }
 

@@ -354,12 +354,12 @@ fn wasm_limits_are_sane() {
     assert_issue(
         |c| c.wasm.default_limits.memory_mib = 0,
         "wasm.default_limits.memory_mib",
-        "from 1 to 4096",
+        "must be at least 1 (MiB)",
     );
     assert_issue(
         |c| c.wasm.default_limits.memory_mib = 4097,
         "wasm.default_limits.memory_mib",
-        "from 1 to 4096",
+        "must be at most wasm.max_memory_mib (256 MiB), not 4097",
     );
     assert_issue(
         |c| c.wasm.default_limits.cpu_per_call = Duration::from_micros(999),
@@ -372,7 +372,11 @@ fn wasm_limits_are_sane() {
             ..FilterLimits::default()
         })
     };
-    assert_issue(per_filter, "filters[1].limits.memory_mib", "from 1 to 4096");
+    assert_issue(
+        per_filter,
+        "filters[1].limits.memory_mib",
+        "must be at most wasm.max_memory_mib (256 MiB), not 5000",
+    );
     assert_issue(
         |c| c.wasm.max_instances_per_filter = 0,
         "wasm.max_instances_per_filter",
@@ -383,7 +387,73 @@ fn wasm_limits_are_sane() {
         "wasm.cache_dir",
         "must not be empty",
     );
-    assert!(issues_after(|c| c.wasm.default_limits.memory_mib = 4096).is_empty());
+    assert!(issues_after(|c| c.wasm.default_limits.memory_mib = 256).is_empty());
+}
+
+#[test]
+fn filter_memory_stays_within_the_engines_largest_memory() {
+    assert_issue(
+        |c| c.wasm.default_limits.memory_mib = 257,
+        "wasm.default_limits.memory_mib",
+        "must be at most wasm.max_memory_mib (256 MiB), not 257",
+    );
+    assert_issue(
+        |c| {
+            c.wasm.max_memory_mib = 16;
+            c.filters[0].limits = Some(FilterLimits {
+                memory_mib: 17,
+                ..FilterLimits::default()
+            });
+        },
+        "filters[0].limits.memory_mib",
+        "at most wasm.max_memory_mib (16 MiB), not 17",
+    );
+    assert!(
+        issues_after(|c| {
+            c.wasm.max_memory_mib = 4096;
+            c.wasm.default_limits.memory_mib = 4096;
+        })
+        .is_empty()
+    );
+}
+
+#[test]
+fn the_engine_sizing_is_bounded() {
+    assert_issue(
+        |c| c.wasm.max_instances = 0,
+        "wasm.max_instances",
+        "must be at least 1",
+    );
+    assert_issue(
+        |c| c.wasm.max_memory_mib = 0,
+        "wasm.max_memory_mib",
+        "must be from 1 to 4096 (MiB), not 0",
+    );
+    assert_issue(
+        |c| c.wasm.max_memory_mib = 4097,
+        "wasm.max_memory_mib",
+        "must be from 1 to 4096 (MiB), not 4097",
+    );
+    // 65,536 slots of 4 GiB memories: 512 TiB of address space.
+    assert_issue(
+        |c| {
+            c.wasm.max_instances = 65_536;
+            c.wasm.max_memory_mib = 4096;
+        },
+        "wasm.max_instances",
+        "would reserve 512.1 TiB of address space, more than the 64 TiB allowed",
+    );
+    for (instances, mib) in [(1, 1), (4096, 256), (65_536, 256), (8, 4096)] {
+        assert!(
+            issues_after(|c| {
+                c.wasm.max_instances = instances;
+                c.wasm.max_memory_mib = mib;
+                c.wasm.default_limits.memory_mib = 1;
+            })
+            .is_empty(),
+            "{instances} slots of {mib} MiB"
+        );
+    }
 }
 
 #[test]
