@@ -6,6 +6,7 @@
 #   bench/run.sh smoke      ~1 minute end-to-end check; numbers meaningless
 #   bench/run.sh scale      all scale checks (or scale-conns | scale-routes | scale-filters)
 #   bench/run.sh floor      the empty chain against a minimal tokio proxy and nginx (~8 min)
+#   bench/run.sh instructions  user-space instructions per request under callgrind (~15 min)
 #   bench/run.sh selftest   the harness's own unit tests (no proxies needed)
 #   bench/run.sh install    only install the tools
 #   bench/run.sh build      only build
@@ -25,14 +26,14 @@ step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 warn() { printf 'run.sh: warning: %s\n' "$*" >&2; }
 die() { printf 'run.sh: error: %s\n' "$*" >&2; exit 1; }
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # ---- install ------------------------------------------------------------
 
 install_debian_packages() {
     local missing=() pair
     # cmake: Pingora's compression dependency (libz-ng-sys) builds zlib-ng with it.
-    for pair in nginx:nginx-light haproxy:haproxy wrk:wrk h2load:nghttp2-client taskset:util-linux cmake:cmake; do
+    for pair in nginx:nginx-light haproxy:haproxy wrk:wrk h2load:nghttp2-client taskset:util-linux cmake:cmake valgrind:valgrind; do
         command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
@@ -168,6 +169,10 @@ case "$cmd" in
             export BENCH_DURATION=${BENCH_DURATION:-1} BENCH_ROUNDS=${BENCH_ROUNDS:-1} BENCH_WARMUP=${BENCH_WARMUP:-0}
         fi
         prepare; harness floor ;;
+    instructions)
+        if [ "${BENCH_SMOKE:-0}" = 1 ]; then export BENCH_ROUNDS=${BENCH_ROUNDS:-1}; fi
+        export BENCH_ROUNDS=${BENCH_ROUNDS:-2}
+        prepare; harness instructions ;;
     scale | scale-conns | scale-routes | scale-filters)
         if [ "${BENCH_SMOKE:-0}" = 1 ]; then
             export BENCH_DURATION=${BENCH_DURATION:-1} BENCH_ROUNDS=${BENCH_ROUNDS:-1} BENCH_WARMUP=${BENCH_WARMUP:-1}

@@ -11,13 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import floor, loads, procs, report, runner, scale, svg, sysinfo, targets
+from . import floor, instructions, loads, procs, report, runner, scale, svg, sysinfo, targets
 from .procs import HarnessError
 from .targets import Tools
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO = BENCH_DIR.parent
-COMMANDS = ("bench", "scale-conns", "scale-routes", "scale-filters", "scale", "floor")
+COMMANDS = ("bench", "scale-conns", "scale-routes", "scale-filters", "scale", "floor", "instructions")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -131,6 +131,8 @@ def main(argv: list[str]) -> int:
             _pid_file(out)
             if command == "floor":
                 path = floor.main(out, started, smoke, settings_from_env(), tools_from_env(), REPO)
+            elif command == "instructions":
+                path = instructions.main(out, started, smoke, settings_from_env(), tools_from_env(), REPO)
             else:
                 path = scale.main(command, out, started, smoke, settings_from_env(), tools_from_env(), REPO)
     except HarnessError as err:

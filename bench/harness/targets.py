@@ -52,6 +52,9 @@ class Context:
     start_timeout: float = 60.0
     envoy_runtime: str = "envoy.wasm.runtime.v8"
     body_bytes: int = 64
+    wrapper: list[str] = field(default_factory=list)  # runs each proxy (e.g. valgrind)
+    weir_engine: str = ""     # lines under Weir's `wasm:` (engine sizing)
+    nginx_master: bool = True  # False: nginx serves from one process (`master_process off`)
 
 
 @dataclass
@@ -163,7 +166,7 @@ def _weir_config(spec: TargetSpec, ctx: Context, port: int) -> str:
                                      EXECUTION=spec.execution).rstrip("\n")
                       for i in range(1, spec.filters + 1)) or " []"
     return _render("weir.yaml.tmpl", FILTER_COUNT=spec.filters, PORT=port,
-                   CACHE_DIR=ctx.run_dir / "weir-module-cache",
+                   CACHE_DIR=ctx.run_dir / "weir-module-cache", ENGINE=ctx.weir_engine,
                    UPSTREAM_PORT=ctx.upstream_port, FILTERS=filters,
                    ROUTES=_routes("weir-route.yaml.tmpl", spec.routes))
 
@@ -221,6 +224,7 @@ def start(spec: TargetSpec, ctx: Context, workers: int) -> Running:
     elif spec.kind == "nginx":
         config = run_dir / "nginx.conf"
         config.write_text(_render("nginx.conf.tmpl", WORKERS=workers, RUN_DIR=run_dir, PORT=port,
+                                  MASTER_PROCESS="on" if ctx.nginx_master else "off",
                                   H2_PORT=h2_port, UPSTREAM_PORT=ctx.upstream_port, NOFILE=_nofile(),
                                   WORKER_CONNECTIONS=_nofile() - 100))
         argv = [ctx.tools.nginx, "-p", str(run_dir), "-c", str(config)]
@@ -252,7 +256,7 @@ def start(spec: TargetSpec, ctx: Context, workers: int) -> Running:
                 "--disable-hot-restart", "-l", "warn"]
     else:
         raise HarnessError(f"unknown target kind {spec.kind!r}")
-    proc = procs.start(spec.key, argv, log, cpus=ctx.proxy_cpus, env=env, cwd=run_dir)
+    proc = procs.start(spec.key, ctx.wrapper + argv, log, cpus=ctx.proxy_cpus, env=env, cwd=run_dir)
     running = Running(spec, proc, port, h2_port, config=config)
     try:
         procs.wait_for_port(proc, port, ctx.start_timeout)

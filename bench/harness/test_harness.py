@@ -10,7 +10,7 @@ import unittest
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from . import floor, loads, procs, report, runner, svg, targets
+from . import floor, instructions, loads, procs, report, runner, svg, targets
 
 
 def _tools() -> targets.Tools:
@@ -218,6 +218,34 @@ class Processes(unittest.TestCase):
             while any(_running(pid) for pid in group) and time.monotonic() < deadline:
                 time.sleep(0.05)
             self.assertEqual([pid for pid in group if _running(pid)], [])
+
+
+class Instructions(unittest.TestCase):
+    def test_totals_are_summed_over_the_dumps_of_every_process(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            master, worker = Path(tmp) / "1.out.1", Path(tmp) / "2.out.1"
+            master.write_text("version: 1\nevents: Ir\nfn=(1) main\n3 10\nsummary: 1200\n")
+            worker.write_text("version: 1\nevents: Ir\nfn=(1) work\n3 10\ntotals: 987654\n")
+            self.assertEqual(instructions.callgrind_totals([master, worker]), 988854)
+            broken = Path(tmp) / "3.out.1"
+            broken.write_text("not a dump\n")
+            with self.assertRaises(procs.HarnessError):
+                instructions.callgrind_totals([broken])
+
+    def test_the_engine_sizing_reaches_weirs_config_only_when_asked(self):
+        spec = next(s for s in instructions.instruction_targets() if s.key == "weir-1")
+        plain = targets._weir_config(spec, _ctx(), 8080)
+        self.assertNotIn("max_instances", plain)
+        ctx = _ctx()
+        ctx.weir_engine = instructions.WEIR_ENGINE
+        sized = targets._weir_config(spec, ctx, 8080)
+        self.assertIn("wasm:\n  cache_dir: /tmp/weir-module-cache\n  max_instances: 64\n"
+                      "  max_memory_mib: 64\n", sized)
+
+    def test_targets_are_weir_its_floor_and_the_native_peers(self):
+        keys = [s.key for s in instructions.instruction_targets()]
+        self.assertEqual(keys, ["floor", "floor-hyper", "weir-0", "weir-1", "weir-3",
+                                "nginx", "haproxy", "pingora"])
 
 
 def _running(pid: int) -> bool:
