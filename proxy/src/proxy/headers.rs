@@ -28,6 +28,17 @@ pub const HOP_BY_HOP: &[&str] = &[
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+/// Is `name` one of [`HOP_BY_HOP`]? (Standard names compare as tags.)
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+}
+
 /// True when an HTTP/1.1 request asks to switch protocols: it has `Upgrade`
 /// and its `Connection` header lists `upgrade`.
 pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
@@ -68,6 +79,11 @@ pub(crate) fn list_tokens(
 /// `Connection` is set to just `upgrade`. `Host` is never removed, even when
 /// `Connection` names it.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none: one pass over the names (a few comparisons
+    // each) instead of a hashed lookup per hop-by-hop name.
+    if !keep_upgrade && !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = connection_tokens(headers)
             .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
