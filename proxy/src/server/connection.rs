@@ -16,7 +16,7 @@ use super::Shared;
 use super::conn_io::{ConnState, TrackedIo};
 use super::h1_framing::H1Framing;
 use super::head_timeout::HeadTimeout;
-use super::shutdown::{DrainGuard, ShutdownSignal};
+use super::shutdown::{DrainGuard, Phase, ShutdownSignal};
 use crate::config::LimitsConfig;
 use crate::proxy::{self, Downstream};
 
@@ -109,8 +109,12 @@ pub(crate) async fn serve(
 
     let connection = settings.builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(connection);
-    let mut draining = signal.clone();
-    let mut stopped = signal;
+    // One shutdown future, kept across the loop's turns: the select polls
+    // every branch on each wake-up (twice per request), and a future made
+    // afresh each turn registers with and leaves the phase's notifier every
+    // time.
+    let shutdown = signal.clone().next_phase(Phase::Running);
+    tokio::pin!(shutdown);
     let idle_period = settings.idle_timeout;
     let mut idle_check =
         tokio::time::interval_at(tokio::time::Instant::now() + idle_period, idle_period);
@@ -129,9 +133,18 @@ pub(crate) async fn serve(
                 }
                 return;
             }
-            _ = draining.draining(), if !closing => {
-                closing = true;
-                connection.as_mut().graceful_shutdown();
+            phase = &mut shutdown => {
+                if phase == Phase::Stopped {
+                    tracing::debug!(%peer, "closing client connection: server stopped");
+                    return;
+                }
+                // Draining: finish what is in flight, then close; and
+                // watch for the stop.
+                if !closing {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                shutdown.set(signal.clone().next_phase(phase));
             }
             _ = head_timeout.expired(&state) => {
                 tracing::debug!(
@@ -139,10 +152,6 @@ pub(crate) async fn serve(
                     timeout = ?settings.header_read_timeout,
                     "closing client connection: request head incomplete at the header read timeout"
                 );
-                return;
-            }
-            _ = stopped.stopped() => {
-                tracing::debug!(%peer, "closing client connection: server stopped");
                 return;
             }
             _ = idle_check.tick(), if !closing => {

@@ -44,6 +44,16 @@ impl ShutdownSignal {
         let _ = self.0.wait_for(|phase| *phase >= at_least).await;
     }
 
+    /// Resolves with the phase once it is past `seen`: `Stopped` if the
+    /// server is gone. One future for a connection's whole life can follow
+    /// both steps of a shutdown.
+    pub async fn next_phase(mut self, seen: Phase) -> Phase {
+        match self.0.wait_for(|phase| *phase > seen).await {
+            Ok(phase) => *phase,
+            Err(_) => Phase::Stopped,
+        }
+    }
+
     /// Resolves when the server starts draining.
     pub async fn draining(&mut self) {
         self.reached(Phase::Draining).await
