@@ -224,19 +224,20 @@ impl Cluster {
             return self.send_upgrade(endpoint, req).await;
         }
         loop {
-            let (io, reused) = match endpoint.pool.take_h1() {
-                Some(io) => (io, true),
+            let (conn, reused) = match endpoint.pool.take_h1() {
+                Some(conn) => (conn, true),
                 // Boxed: connecting is the rare path, and its state would
                 // otherwise enlarge (and be copied with) every request's future.
                 None => (
                     Box::pin(
                         self.connected(endpoint, connect::tcp(endpoint.addr, self.connect_timeout)),
                     )
-                    .await?,
+                    .await?
+                    .into(),
                     false,
                 ),
             };
-            match h1::send(io, reused, req, Some(Arc::clone(&endpoint.pool))).await {
+            match h1::send(conn, reused, req, Some(Arc::clone(&endpoint.pool))).await {
                 Ok(response) => return Ok(response.map(UpstreamBody::own)),
                 // A pooled connection closed before the upstream could act on
                 // the request (its keep-alive ran out): try the next one.

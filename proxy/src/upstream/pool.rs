@@ -21,6 +21,7 @@ use std::future::Future;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use hyper::client::conn::http2;
 use tokio::net::TcpStream;
 
@@ -72,9 +73,33 @@ impl Shard {
     }
 }
 
+/// An HTTP/1 connection to an upstream and its read buffer. The buffer
+/// goes to the pool with the connection, so the next response on it is read
+/// into the same memory: once the last response's bytes are dropped, a read
+/// reclaims the allocation instead of making another one per request.
+#[derive(Debug)]
+pub(crate) struct H1Conn {
+    pub(crate) io: TcpStream,
+    /// Empty between exchanges.
+    pub(crate) buf: BytesMut,
+}
+
+/// Largest read buffer kept with an idle connection; a larger one (after a
+/// big streamed body) is dropped rather than held while idle.
+const KEEP_BUFFER: usize = 16 * 1024;
+
+impl From<TcpStream> for H1Conn {
+    fn from(io: TcpStream) -> Self {
+        H1Conn {
+            io,
+            buf: BytesMut::new(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct IdleH1 {
-    io: TcpStream,
+    conn: H1Conn,
     since: Instant,
 }
 
@@ -109,7 +134,7 @@ impl Pool {
     }
 
     /// The most recently used idle HTTP/1 connection that is still open.
-    pub(crate) fn take_h1(&self) -> Option<TcpStream> {
+    pub(crate) fn take_h1(&self) -> Option<H1Conn> {
         let mut idle = self.idle();
         while let Some(conn) = idle.pop() {
             if conn.since.elapsed() >= self.settings.idle_timeout {
@@ -117,8 +142,8 @@ impl Pool {
                 idle.clear();
                 return None;
             }
-            if still_open(&conn.io) {
-                return Some(conn.io);
+            if still_open(&conn.conn.io) {
+                return Some(conn.conn);
             }
         }
         None
@@ -126,11 +151,18 @@ impl Pool {
 
     /// File a connection that can take another request as idle (or close
     /// it, if the pool is full).
-    pub(crate) fn put_h1(&self, io: TcpStream) {
+    pub(crate) fn put_h1(&self, mut conn: H1Conn) {
+        debug_assert!(
+            conn.buf.is_empty(),
+            "a pooled connection has no unread bytes"
+        );
+        if conn.buf.capacity() > KEEP_BUFFER {
+            conn.buf = BytesMut::new();
+        }
         let mut idle = self.idle();
         if idle.len() < self.settings.max_idle {
             idle.push(IdleH1 {
-                io,
+                conn,
                 since: Instant::now(),
             });
         }
@@ -177,7 +209,7 @@ impl Pool {
         for shard in &self.shards {
             shard
                 .idle()
-                .retain(|conn| conn.since.elapsed() < timeout && still_open(&conn.io));
+                .retain(|idle| idle.since.elapsed() < timeout && still_open(&idle.conn.io));
             if let Ok(mut slot) = shard.h2.try_lock()
                 && let Some(shared) = slot.as_ref()
                 && (shared.sender.is_closed()
@@ -210,12 +242,28 @@ mod tests {
             idle_timeout: Duration::from_secs(3600),
         });
         for _ in 0..3 {
-            pool.put_h1(ready_sender(&listener).await);
+            pool.put_h1(ready_sender(&listener).await.into());
         }
         assert_eq!(pool.idle_count(), 2);
         assert!(pool.take_h1().is_some());
         assert!(pool.take_h1().is_some());
         assert!(pool.take_h1().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_small_read_buffer_stays_with_the_connection_a_large_one_does_not() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = Pool::new(PoolSettings {
+            max_idle: 4,
+            idle_timeout: Duration::from_secs(3600),
+        });
+        for (capacity, kept) in [(8 * 1024, true), (KEEP_BUFFER + 1, false)] {
+            let mut conn = H1Conn::from(ready_sender(&listener).await);
+            conn.buf.reserve(capacity);
+            pool.put_h1(conn);
+            let back = pool.take_h1().expect("pooled");
+            assert_eq!(back.buf.capacity() >= capacity, kept, "{capacity}");
+        }
     }
 
     #[tokio::test]
@@ -226,12 +274,12 @@ mod tests {
             max_idle: 4,
             idle_timeout: Duration::ZERO,
         });
-        pool.put_h1(ready_sender(&listener).await);
-        pool.put_h1(ready_sender(&listener).await);
+        pool.put_h1(ready_sender(&listener).await.into());
+        pool.put_h1(ready_sender(&listener).await.into());
         assert_eq!(pool.idle_count(), 2);
         assert!(pool.take_h1().is_none());
         assert_eq!(pool.idle_count(), 0);
-        pool.put_h1(ready_sender(&listener).await);
+        pool.put_h1(ready_sender(&listener).await.into());
         pool.sweep(0);
         assert_eq!(pool.idle_count(), 0);
     }
@@ -243,13 +291,13 @@ mod tests {
             max_idle: 4,
             idle_timeout: Duration::from_secs(3600),
         });
-        pool.put_h1(ready_sender(&listener).await);
+        pool.put_h1(ready_sender(&listener).await.into());
         // Accept the connection and close it from the server side.
         let (server_side, _) = listener.accept().await.unwrap();
         drop(server_side);
         // The runtime's reactor reports the EOF; yield until it has.
         let mut yields = 0;
-        while pool.idle().iter().any(|conn| still_open(&conn.io)) {
+        while pool.idle().iter().any(|idle| still_open(&idle.conn.io)) {
             assert!(yields < 100_000, "the close was never seen");
             yields += 1;
             tokio::task::yield_now().await;

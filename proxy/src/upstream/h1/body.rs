@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use super::decode::{BodyKind, Chunked, Step};
 use super::encode::{Upload, UploadError};
 use crate::body::BoxError;
-use crate::upstream::pool::Pool;
+use crate::upstream::pool::{H1Conn, Pool};
 
 /// Bytes asked of the socket per read when a body starts to stream...
 const BODY_READ_MIN: usize = 16 * 1024;
@@ -123,7 +123,8 @@ impl Exchange {
             && self.buf.is_empty()
             && self.upload.as_ref().is_none_or(Upload::is_done);
         if reusable && let Some(pool) = self.pool {
-            pool.put_h1(self.io);
+            let Exchange { io, buf, .. } = *self;
+            pool.put_h1(H1Conn { io, buf });
         }
     }
 

@@ -29,14 +29,12 @@ use std::io;
 use std::sync::Arc;
 use std::task::Poll;
 
-use bytes::BytesMut;
 use http::{Method, Request, Response};
-use tokio::net::TcpStream;
 
 pub use body::ResponseBody;
 use encode::{Framing, Upload, UploadError};
 
-use super::pool::Pool;
+use super::pool::{H1Conn, Pool};
 use crate::body::ProxyBody;
 
 /// Room for a typical response head in one read.
@@ -58,7 +56,7 @@ pub(crate) enum SendError {
 /// keep-alive running out). A connection that can carry another request
 /// afterwards goes to `pool`.
 pub(crate) async fn send(
-    mut io: TcpStream,
+    conn: H1Conn,
     reused: bool,
     req: Request<ProxyBody>,
     pool: Option<Arc<Pool>>,
@@ -67,7 +65,7 @@ pub(crate) async fn send(
     let framing = encode::framing(&mut parts, &body);
     let head = encode::head(&parts);
     let mut upload = Upload::new(head, body, framing, &parts);
-    let mut buf = BytesMut::new();
+    let H1Conn { mut io, mut buf } = conn;
     // The upstream stopped reading; its answer may still come.
     let mut write_failed: Option<io::Error> = None;
 
@@ -80,10 +78,13 @@ pub(crate) async fn send(
                     Poll::Ready(Ok(())) | Poll::Pending => {}
                 }
             }
-            match decode::head(&mut buf, &parts.method) {
-                Ok(Some(head)) => return Poll::Ready(Ok(head)),
-                Ok(None) => {}
-                Err(reason) => return Poll::Ready(Err(Failure::Abort(reason))),
+            // Nothing read yet (the first turns): nothing to parse.
+            if !buf.is_empty() {
+                match decode::head(&mut buf, &parts.method) {
+                    Ok(Some(head)) => return Poll::Ready(Ok(head)),
+                    Ok(None) => {}
+                    Err(reason) => return Poll::Ready(Err(Failure::Abort(reason))),
+                }
             }
             match std::task::ready!(body::poll_read(cx, &mut io, &mut buf, HEAD_READ)) {
                 Ok(0) => return Poll::Ready(Err(Failure::Closed(None))),

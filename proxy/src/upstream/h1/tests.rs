@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::{SendError, send};
 use crate::body::{self, BoxError, ProxyBody};
-use crate::upstream::pool::{Pool, PoolSettings};
+use crate::upstream::pool::{H1Conn, Pool, PoolSettings};
 
 /// An upstream that runs `script` on the first connection it accepts.
 async fn upstream<F, Fut>(script: F) -> (SocketAddr, tokio::task::JoinHandle<()>)
@@ -77,8 +77,8 @@ fn streamed() -> (mpsc::Sender<Result<Frame<Bytes>, BoxError>>, ProxyBody) {
     (tx, body::boxed(StreamBody::new(stream)))
 }
 
-async fn fresh(addr: SocketAddr) -> TcpStream {
-    TcpStream::connect(addr).await.unwrap()
+async fn fresh(addr: SocketAddr) -> H1Conn {
+    TcpStream::connect(addr).await.unwrap().into()
 }
 
 fn failed(result: Result<http::Response<super::ResponseBody>, SendError>) -> String {
@@ -118,6 +118,9 @@ async fn a_sized_response_is_read_and_the_connection_serves_the_next_request() {
 
     // Same socket: the upstream accepts only one connection.
     let reused = pool.take_h1().expect("pooled");
+    // The read buffer comes back with the connection, for the next response.
+    assert!(reused.buf.is_empty());
+    assert!(reused.buf.capacity() > 1024, "{}", reused.buf.capacity());
     let response = send(reused, true, get("/two"), Some(pool.clone()))
         .await
         .unwrap();
