@@ -37,10 +37,10 @@ WEIR_ENGINE = "  max_instances: 64\n  max_memory_mib: 64\n"
 
 
 def instruction_targets() -> list[TargetSpec]:
-    """The floor of Weir's stack, Weir with 0/1/3 filters, and the native peers."""
+    """The floor of Weir's stack, Weir and Envoy with 0/1/3 filters, and the native peers."""
     by_key = {spec.key: spec for spec in targets.standard_targets() + targets.floor_targets()}
     return [by_key[k] for k in ("floor", "floor-hyper", "weir-0", "weir-1", "weir-3",
-                                "nginx", "haproxy", "pingora")]
+                                "nginx", "haproxy", "pingora", "envoy-0", "envoy-1", "envoy-3")]
 
 
 def callgrind_totals(paths: list[Path]) -> int:

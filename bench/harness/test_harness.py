@@ -245,7 +245,7 @@ class Instructions(unittest.TestCase):
     def test_targets_are_weir_its_floor_and_the_native_peers(self):
         keys = [s.key for s in instructions.instruction_targets()]
         self.assertEqual(keys, ["floor", "floor-hyper", "weir-0", "weir-1", "weir-3",
-                                "nginx", "haproxy", "pingora"])
+                                "nginx", "haproxy", "pingora", "envoy-0", "envoy-1", "envoy-3"])
 
 
 def _running(pid: int) -> bool:
