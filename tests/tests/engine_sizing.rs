@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use weir_tests::managed::managed_config;
 use weir_tests::weir_bin::{self, RunningWeir};
 use weir_tests::{artifacts, client, server};
 
@@ -13,34 +14,19 @@ use weir_tests::{artifacts, client, server};
 /// below the default engine's 2 TiB reservation.
 const ADDRESS_LIMIT_KIB: u64 = 8 << 20;
 
-/// A config forwarding to `upstream` through the hello filter, with `wasm`
-/// as the engine sizing lines.
-fn config(dir: &Path, upstream: SocketAddr, wasm: &str) -> std::path::PathBuf {
+/// The shared managed-proxy config (tests/src/managed.rs), forwarding to
+/// `upstream` through the hello filter, with `engine` as extra lines under
+/// `wasm:` (the engine sizing).
+fn config(dir: &Path, upstream: SocketAddr, engine: &str) -> std::path::PathBuf {
     let path = dir.join("weir.yaml");
-    let yaml = format!(
-        r#"listeners:
-  - name: main
-    address: 127.0.0.1:0
-admin:
-  enabled: false
-control:
-  enabled: false
-wasm:
-  default_limits: {{ cpu_per_call: 2s, memory_mib: 8 }}
-{wasm}filters:
-  - name: hello
-    module: {module}
-    config: {{ header: x-hello, value: sized }}
-clusters:
-  - name: app
-    endpoints: ["{upstream}"]
-virtual_hosts:
-  - name: all
-    domains: ["*"]
-    routes:
-      - forward: {{ cluster: app }}
-"#,
-        module = artifacts::HELLO_FILTER,
+    let filters = format!(
+        "  - name: hello\n    module: {}\n    config: {{ header: x-hello, value: sized }}\n",
+        artifacts::HELLO_FILTER
+    );
+    let yaml = managed_config(&filters, Some(&upstream.to_string())).replacen(
+        "wasm:\n",
+        &format!("wasm:\n{engine}"),
+        1,
     );
     std::fs::write(&path, yaml).unwrap();
     path
@@ -73,7 +59,7 @@ async fn a_small_engine_serves_filtered_traffic_under_an_address_limit() {
     let config = config(
         dir.path(),
         upstream.addr,
-        "  max_instances: 16\n  max_memory_mib: 16\n",
+        "  max_instances: 16\n  max_memory_mib: 32\n",
     );
     let (mut weir, address) = tokio::task::spawn_blocking(move || {
         let command = weir_bin::command_with_address_limit(ADDRESS_LIMIT_KIB);
