@@ -5,6 +5,7 @@
 //! every problem as `FILE:LINE:COL: FIELD.PATH: REASON`. Nothing half-loaded
 //! is ever returned. The reference is `docs/config.md`.
 
+pub mod engine_layout;
 mod error;
 mod load;
 mod locate;

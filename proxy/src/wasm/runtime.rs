@@ -11,6 +11,7 @@ use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
+use crate::config::engine_layout::{ASYNC_STACK_BYTES, MEMORIES_PER_INSTANCE, MEMORY_GUARD_BYTES};
 use crate::config::{Execution, WasmConfig};
 use crate::wasm::bindings::FilterImports;
 use crate::wasm::disk_cache::DiskCache;
@@ -213,7 +214,7 @@ fn engine_config(options: &RuntimeOptions) -> Result<wasmtime::Config, RuntimeEr
         .max_core_instances_per_component(32)
         .total_core_instances(options.max_instances.saturating_mul(8))
         .max_memories_per_component(4)
-        .total_memories(options.max_instances.saturating_mul(2))
+        .total_memories(options.max_instances.saturating_mul(MEMORIES_PER_INSTANCE))
         .max_tables_per_component(8)
         .total_tables(options.max_instances.saturating_mul(4))
         .total_stacks(options.max_instances)
@@ -229,7 +230,8 @@ fn engine_config(options: &RuntimeOptions) -> Result<wasmtime::Config, RuntimeEr
         // Small reservations keep thousands of pooled slots cheap in address
         // space; bounds checks are explicit instead of guard-page based.
         .memory_reservation(max_memory as u64)
-        .memory_guard_size(64 * 1024)
+        .memory_guard_size(MEMORY_GUARD_BYTES)
+        .async_stack_size(ASYNC_STACK_BYTES as usize)
         .memory_reservation_for_growth(0)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     Ok(config)

@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::engine_layout;
 use super::error::{FieldPath, ValidationIssue};
 use super::types::{ClusterConfig, Config, FilterLimits, LbPolicy};
 
@@ -40,14 +41,6 @@ const MAX_MEMORY_MIB: u32 = 4096;
 /// Most address space the engine's instance slots may reserve: half of
 /// x86-64's 128 TiB user address space.
 const MAX_ENGINE_RESERVATION: u64 = 64 << 40;
-
-/// Address space the pooling allocator reserves (not commits): two memories
-/// per instance slot, each its size plus a 64 KiB guard, and a 2 MiB async
-/// stack per slot. Mirrors `wasm::runtime`'s engine configuration.
-fn engine_reservation_bytes(max_instances: u32, max_memory_mib: u32) -> u64 {
-    let memory = (u64::from(max_memory_mib) << 20) + (64 << 10);
-    u64::from(max_instances) * (2 * memory + (2 << 20))
-}
 /// Allowed `wasm.max_stack_kib`. The guest stack lives inside wasmtime's
 /// 2 MiB async stack, and host functions need the rest of it.
 const STACK_KIB: std::ops::RangeInclusive<u32> = 64..=1024;
@@ -246,7 +239,7 @@ impl<'c> Checker<'c> {
             self.report(path.key("max_memory_mib"), reason);
             return;
         }
-        let reserved = engine_reservation_bytes(wasm.max_instances, wasm.max_memory_mib);
+        let reserved = engine_layout::reservation_bytes(wasm.max_instances, wasm.max_memory_mib);
         if reserved > MAX_ENGINE_RESERVATION {
             let reason = format!(
                 "{} instance slots with up to {} MiB of memory each would reserve {:.1} TiB \
